@@ -1,1 +1,9 @@
+//! Sluice, the observability gateway: receivers → intake → pipeline (WASM plugins) → sinks.
+//!
+//! This crate holds the gateway (binary `sluice`). The data path's stages live in their own
+//! modules and talk through narrow types: [`model::LogBatch`] for records and
+//! [`alerts::Alert`] for alerts.
 
+pub mod alerts;
+pub mod model;
+pub mod runtime;

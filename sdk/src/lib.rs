@@ -203,8 +203,22 @@ pub mod __private {
 
     /// Parses the JSON config the host passes to `init` and builds the plugin.
     pub fn init_plugin<P: crate::Plugin>(config: &str) -> Result<P, String> {
+        report_panics_to_host();
         let config = parse_config::<P::Config>(config)?;
         P::new(config)
+    }
+
+    /// Sends panic messages to the host's log, so the operator sees why a plugin trapped.
+    fn report_panics_to_host() {
+        #[cfg(target_arch = "wasm32")]
+        {
+            static HOOK: std::sync::Once = std::sync::Once::new();
+            HOOK.call_once(|| {
+                std::panic::set_hook(Box::new(|info| {
+                    crate::host::log(crate::host::Level::Error, &format!("panicked: {info}"));
+                }));
+            });
+        }
     }
 
     /// Parses a plugin config; an empty text or `null` gives the default.

@@ -1,0 +1,12 @@
+//! The data model every stage shares: batches of records, held as columns.
+//!
+//! A [`LogBatch`] keeps each field as one column in Arrow's layout (fixed-width values in a `Vec`,
+//! strings as concatenated bytes plus offsets). That layout is what crosses the plugin boundary as
+//! typed lists (one copy, no per-record encoding) and what the Parquet sink writes without
+//! reshaping.
+
+mod log_batch;
+mod value;
+
+pub use log_batch::{LogBatch, LogRecord, RecordChange, RecordEdit, Resource, StringColumn};
+pub use value::AttributeValue;

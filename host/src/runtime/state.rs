@@ -1,0 +1,257 @@
+//! The data of one plugin instance's store: its WASI context (empty unless granted), its resource
+//! table, its memory limiter, and the host interface the plugin imports.
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{LogBatchResource, wit, wit_host};
+use super::stats::PluginStats;
+
+/// Raised by the limiter when a plugin grows its memory past its cap.
+#[derive(Debug)]
+pub struct MemoryCapExceeded {
+    pub cap_bytes: usize,
+    pub wanted_bytes: usize,
+}
+
+impl std::fmt::Display for MemoryCapExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "memory cap of {} bytes exceeded (wanted {} bytes)",
+            self.cap_bytes, self.wanted_bytes
+        )
+    }
+}
+
+impl std::error::Error for MemoryCapExceeded {}
+
+/// Caps linear memory and tables, and remembers how large memory got.
+pub struct MemoryLimiter {
+    cap_bytes: usize,
+    /// Current linear memory size of the instance.
+    pub memory_bytes: usize,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap_bytes {
+            return Err(wasmtime::Error::new(MemoryCapExceeded {
+                cap_bytes: self.cap_bytes,
+                wanted_bytes: desired,
+            }));
+        }
+        self.memory_bytes = desired;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Store data of one plugin instance.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    plugin_name: Arc<str>,
+    stats: Arc<PluginStats>,
+    /// The last error-level message the plugin logged (the SDK logs panics this way).
+    pub last_error_message: Option<String>,
+}
+
+impl PluginState {
+    pub fn new(
+        wasi: WasiCtx,
+        memory_cap_bytes: usize,
+        plugin_name: Arc<str>,
+        stats: Arc<PluginStats>,
+    ) -> Self {
+        PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                cap_bytes: memory_cap_bytes,
+                memory_bytes: 0,
+            },
+            plugin_name,
+            stats,
+            last_error_message: None,
+        }
+    }
+
+    /// Lends `batch` to the plugin for one call.
+    pub fn lend_batch(
+        &mut self,
+        batch: Arc<crate::model::LogBatch>,
+    ) -> wasmtime::Result<Resource<LogBatchResource>> {
+        Ok(self.table.push(LogBatchResource(batch))?)
+    }
+
+    /// Takes the batch back after the call.
+    pub fn return_batch(&mut self, handle: Resource<LogBatchResource>) {
+        let _ = self.table.delete(handle);
+    }
+
+    fn batch(
+        &self,
+        handle: &Resource<LogBatchResource>,
+    ) -> wasmtime::Result<&crate::model::LogBatch> {
+        Ok(&self.table.get(handle)?.0)
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit_host::Host for PluginState {
+    fn log(&mut self, level: wit_host::Level, message: String) -> wasmtime::Result<()> {
+        // Bound what a plugin can make us keep or print.
+        let mut message = message;
+        if message.len() > 4096 {
+            let mut cut = 4096;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let plugin = &*self.plugin_name;
+        match level {
+            wit_host::Level::Trace => tracing::trace!(plugin, "{message}"),
+            wit_host::Level::Debug => tracing::debug!(plugin, "{message}"),
+            wit_host::Level::Info => tracing::info!(plugin, "{message}"),
+            wit_host::Level::Warn => tracing::warn!(plugin, "{message}"),
+            wit_host::Level::Error => {
+                tracing::error!(plugin, "{message}");
+                self.last_error_message = Some(message);
+            }
+        }
+        Ok(())
+    }
+
+    fn counter_add(&mut self, name: String, delta: u64) -> wasmtime::Result<()> {
+        if let Ok(mut counters) = self.stats.plugin_counters.lock()
+            && (counters.len() < 256 || counters.contains_key(&name))
+        {
+            *counters.entry(name).or_default() += delta;
+        }
+        Ok(())
+    }
+
+    fn gauge_set(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
+        if let Ok(mut gauges) = self.stats.plugin_gauges.lock()
+            && (gauges.len() < 256 || gauges.contains_key(&name))
+        {
+            gauges.insert(name, value);
+        }
+        Ok(())
+    }
+}
+
+impl wit::Host for PluginState {}
+
+impl wit::HostLogBatch for PluginState {
+    fn len(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<u32> {
+        Ok(self.batch(&batch)?.len() as u32)
+    }
+
+    fn timestamps(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<Vec<i64>> {
+        Ok(self.batch(&batch)?.timestamps().to_vec())
+    }
+
+    fn observed_timestamps(
+        &mut self,
+        batch: Resource<LogBatchResource>,
+    ) -> wasmtime::Result<Vec<i64>> {
+        Ok(self.batch(&batch)?.observed_timestamps().to_vec())
+    }
+
+    fn severity_numbers(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.batch(&batch)?.severity_numbers().to_vec())
+    }
+
+    fn severity_texts(
+        &mut self,
+        batch: Resource<LogBatchResource>,
+    ) -> wasmtime::Result<wit::StringColumn> {
+        Ok(self.batch(&batch)?.severity_texts().into())
+    }
+
+    fn bodies(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<wit::StringColumn> {
+        Ok(self.batch(&batch)?.bodies().into())
+    }
+
+    fn trace_ids(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.batch(&batch)?.trace_ids().to_vec())
+    }
+
+    fn span_ids(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.batch(&batch)?.span_ids().to_vec())
+    }
+
+    fn attribute(
+        &mut self,
+        batch: Resource<LogBatchResource>,
+        key: String,
+    ) -> wasmtime::Result<Vec<Option<wit::Value>>> {
+        let batch = self.batch(&batch)?;
+        Ok((0..batch.len())
+            .map(|index| {
+                batch
+                    .attributes_of(index)
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, value)| value.into())
+            })
+            .collect())
+    }
+
+    fn resource_attribute(
+        &mut self,
+        batch: Resource<LogBatchResource>,
+        key: String,
+    ) -> wasmtime::Result<Vec<Option<wit::Value>>> {
+        let batch = self.batch(&batch)?;
+        Ok(batch
+            .resource_attribute_column(&key)
+            .iter()
+            .map(|value| value.as_ref().map(Into::into))
+            .collect())
+    }
+
+    fn attributes(
+        &mut self,
+        batch: Resource<LogBatchResource>,
+    ) -> wasmtime::Result<wit::AttributeTable> {
+        let batch = self.batch(&batch)?;
+        Ok(wit::AttributeTable {
+            records: batch.attribute_records(),
+            keys: batch.attribute_keys().into(),
+            values: batch.attribute_values().iter().map(Into::into).collect(),
+        })
+    }
+
+    fn drop(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<()> {
+        self.table.delete(batch)?;
+        Ok(())
+    }
+}
