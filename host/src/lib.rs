@@ -5,5 +5,6 @@
 //! [`alerts::Alert`] for alerts.
 
 pub mod alerts;
+pub mod cli;
 pub mod model;
 pub mod runtime;

@@ -1,1 +1,75 @@
-fn main() {}
+//! The `sluice` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::cli;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Sluice observability gateway")]
+struct Command {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Work on plugins: create one from a template, run one over a file.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a plugin crate from a template that builds and passes its own test as created.
+    New {
+        /// Crate name (and directory name).
+        name: String,
+        /// Plugin kind.
+        #[arg(long, value_enum)]
+        kind: cli::plugin_new::Kind,
+        /// Directory to create the crate in. Default: ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Path of the sluice-sdk crate. Default: the SDK of the tree this binary was built from.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Run a plugin in the real sandbox over a file: output records or alerts as JSON lines on
+    /// stdout, a summary on stderr.
+    Test(cli::plugin_test::PluginTestArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let result = match Command::parse().command {
+        Top::Plugin {
+            command:
+                PluginCommand::New {
+                    name,
+                    kind,
+                    dir,
+                    sdk,
+                },
+        } => cli::plugin_new::run(&name, kind, dir, sdk),
+        Top::Plugin {
+            command: PluginCommand::Test(args),
+        } => cli::plugin_test::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -7,6 +7,9 @@ use std::rc::Rc;
 use crate::bindings::sluice::plugin::types;
 use crate::{AttributeTable, StringColumn, Value};
 
+/// Attribute columns fetched so far, by key.
+type AttributeColumns = RefCell<Vec<(String, Rc<[Option<Value>]>)>>;
+
 /// Where the columns come from.
 enum Source<'h> {
     /// The host's batch resource (inside the sandbox).
@@ -27,8 +30,8 @@ pub struct LogBatch<'h> {
     trace_ids: OnceCell<Vec<u8>>,
     span_ids: OnceCell<Vec<u8>>,
     attributes: OnceCell<AttributeTable>,
-    attribute_columns: RefCell<Vec<(String, Rc<[Option<Value>]>)>>,
-    resource_attribute_columns: RefCell<Vec<(String, Rc<[Option<Value>]>)>>,
+    attribute_columns: AttributeColumns,
+    resource_attribute_columns: AttributeColumns,
     owned_resource_attributes: Vec<Vec<(String, Value)>>,
 }
 

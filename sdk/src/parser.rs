@@ -35,6 +35,8 @@ pub struct LogRecordsBuilder {
     has_trace_context: bool,
 }
 
+// `LogRecords` is generated; its string columns need their leading 0 offset, so no derive.
+#[allow(clippy::derivable_impls)]
 impl Default for LogRecords {
     fn default() -> Self {
         LogRecords {
