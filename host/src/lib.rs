@@ -6,5 +6,7 @@
 
 pub mod alerts;
 pub mod cli;
+pub mod config;
 pub mod model;
+pub mod pipeline;
 pub mod runtime;

@@ -15,6 +15,16 @@ struct Command {
 
 #[derive(Subcommand)]
 enum Top {
+    /// Run the gateway on CONFIG, or on the embedded default config.
+    Run {
+        /// Config file (TOML). Default: the embedded conf/sluice.toml.
+        config: Option<PathBuf>,
+    },
+    /// Check a config: it parses, every plugin loads and accepts its config, references resolve.
+    Validate {
+        /// Config file (TOML). Default: the embedded conf/sluice.toml.
+        config: Option<PathBuf>,
+    },
     /// Work on plugins: create one from a template, run one over a file.
     Plugin {
         #[command(subcommand)]
@@ -52,6 +62,8 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match Command::parse().command {
+        Top::Run { config } => cli::run::run(config.as_deref()),
+        Top::Validate { config } => cli::run::validate(config.as_deref()),
         Top::Plugin {
             command:
                 PluginCommand::New {

@@ -2,3 +2,4 @@
 
 pub mod plugin_new;
 pub mod plugin_test;
+pub mod run;

@@ -23,7 +23,7 @@ impl Detector for Counter {
         }
         for _ in 0..batch.len() {
             self.seen += 1;
-            if self.seen % 10 == 0 {
+            if self.seen.is_multiple_of(10) {
                 alerts.push(Alert::firing(
                     "Tenth",
                     AlertSeverity::Info,
