@@ -18,6 +18,7 @@ mod detector;
 mod filter;
 pub mod host;
 mod parser;
+pub mod severity;
 
 /// Bindings of the contract's shared types and host imports (generated from `wit/plugin.wit`).
 pub mod bindings {

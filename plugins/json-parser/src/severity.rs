@@ -42,27 +42,13 @@ pub fn read(raw: &RawValue) -> Severity<'_> {
 
 /// The severity number of a level name, or of a number in 1..=24 written as text; 0 when unknown.
 pub fn number_of_text(text: &str) -> u8 {
-    let text = text.trim_ascii();
-    // Lower-case into a small stack buffer: no allocation per record.
-    let mut buffer = [0u8; 16];
-    let Some(lower) = buffer.get_mut(..text.len()) else {
-        return 0;
-    };
-    lower.copy_from_slice(text.as_bytes());
-    lower.make_ascii_lowercase();
-    match &*lower {
-        b"trace" => 1,
-        b"debug" => 5,
-        b"info" | b"notice" => 9,
-        b"warn" | b"warning" => 13,
-        b"error" | b"err" => 17,
-        b"fatal" | b"critical" | b"crit" | b"alert" | b"emerg" | b"emergency" | b"panic" => 21,
-        _ => text
+    sluice_sdk::severity::from_name(text).unwrap_or_else(|| {
+        text.trim_ascii()
             .parse::<u8>()
             .ok()
             .filter(|number| (1..=24).contains(number))
-            .unwrap_or(0),
-    }
+            .unwrap_or(0)
+    })
 }
 
 #[cfg(test)]

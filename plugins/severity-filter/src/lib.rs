@@ -33,18 +33,7 @@ pub enum SeverityLevel {
     Name(String),
 }
 
-/// Severity number of the lowest level of each OpenTelemetry severity name.
-pub fn severity_number(name: &str) -> Option<u8> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "trace" => 1,
-        "debug" => 5,
-        "info" => 9,
-        "warn" | "warning" => 13,
-        "error" => 17,
-        "fatal" | "critical" => 21,
-        _ => return None,
-    })
-}
+use sluice_sdk::severity::from_name as severity_number;
 
 /// Drops records below `min`.
 #[derive(Debug)]
