@@ -38,9 +38,10 @@ fn sandbox(spec: &PluginSpec) -> Sandbox {
 }
 
 fn batch(bodies: &[&str]) -> LogBatch {
-    let resource = Arc::new(Resource {
-        attributes: vec![("service.name".into(), "checkout".into())],
-    });
+    let resource = Arc::new(Resource::with_attributes(vec![(
+        "service.name".into(),
+        "checkout".into(),
+    )]));
     let records: Vec<LogRecord> = bodies
         .iter()
         .map(|body| LogRecord {

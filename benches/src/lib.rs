@@ -178,11 +178,7 @@ fn resource(service: &str) -> Vec<(String, AttributeValue)> {
 pub fn host_records(len: usize) -> Vec<LogRecord> {
     let resources: Vec<Arc<Resource>> = SERVICES
         .iter()
-        .map(|service| {
-            Arc::new(Resource {
-                attributes: resource(service),
-            })
-        })
+        .map(|service| Arc::new(Resource::with_attributes(resource(service))))
         .collect();
     fields(len)
         .into_iter()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::AttributeValue;
+use super::{AttributeValue, Resource};
 
 /// Strings in Arrow's layout: all bytes concatenated, `offsets` one longer than the entries.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,23 +84,6 @@ impl StringColumn {
     /// Iterates over the entries.
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
         (0..self.len()).map(move |index| self.get(index))
-    }
-}
-
-/// The resource a record comes from (a service, a host), as its attributes.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Resource {
-    /// Resource attributes such as `service.name`.
-    pub attributes: Vec<(String, AttributeValue)>,
-}
-
-impl Resource {
-    /// The value of one attribute.
-    pub fn attribute(&self, key: &str) -> Option<&AttributeValue> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, value)| value)
     }
 }
 
@@ -576,13 +559,12 @@ impl LogRecord {
                 .iter()
                 .map(|(k, v)| (k.clone(), AttributeValue::from_json(v)))
                 .collect(),
-            resource: Arc::new(Resource {
-                attributes: json
-                    .resource
+            resource: Arc::new(Resource::with_attributes(
+                json.resource
                     .iter()
                     .map(|(k, v)| (k.clone(), AttributeValue::from_json(v)))
                     .collect(),
-            }),
+            )),
         })
     }
 

@@ -6,7 +6,9 @@
 //! reshaping.
 
 mod log_batch;
+mod resource;
 mod value;
 
-pub use log_batch::{LogBatch, LogRecord, RecordChange, RecordEdit, Resource, StringColumn};
+pub use log_batch::{LogBatch, LogRecord, RecordChange, RecordEdit, StringColumn};
+pub use resource::Resource;
 pub use value::AttributeValue;
