@@ -10,3 +10,6 @@ pub mod config;
 pub mod model;
 pub mod pipeline;
 pub mod runtime;
+pub mod intake;
+pub mod receivers;
+pub mod sinks;

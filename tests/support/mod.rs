@@ -28,3 +28,25 @@ pub fn plugin_wasm(crate_name: &str) -> PathBuf {
 pub fn sluice_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
 }
+
+/// The Python interpreter of the test virtualenv (`scripts/python-env`), with the OpenTelemetry
+/// SDK, pyarrow and DuckDB; `$SLUICE_PYTHON` overrides it. Panics with the fix when missing.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("SLUICE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/python/bin/python"));
+    assert!(
+        path.exists(),
+        "{} is missing: set up the test virtualenv with `bash scripts/python-env` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port on 127.0.0.1")
+}

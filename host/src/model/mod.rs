@@ -5,10 +5,12 @@
 //! typed lists (one copy, no per-record encoding) and what the Parquet sink writes without
 //! reshaping.
 
+mod batch;
 mod log_batch;
 mod resource;
 mod value;
 
+pub use batch::{Batch, LineBatch, MetricBatch, Signal, SpanBatch};
 pub use log_batch::{LogBatch, LogRecord, RecordChange, RecordEdit, StringColumn};
 pub use resource::Resource;
 pub use value::AttributeValue;

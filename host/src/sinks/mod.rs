@@ -1,0 +1,129 @@
+//! Sinks: where batches and alerts leave the gateway.
+//!
+//! Each sink runs as its own task behind a bounded queue of [`SinkItem`]s, so a slow sink holds
+//! up only its own queue. A sink ends when every sender of its queue is gone, after writing and
+//! flushing everything it was given.
+
+pub mod debug;
+pub mod otlp;
+pub mod parquet;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::alerts::Alert;
+use crate::model::Batch;
+
+/// One `[sinks.NAME]` table; `type` selects the kind.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// Parquet archive, partitioned by signal, date and hour.
+    Parquet(parquet::ParquetSinkConfig),
+    /// OTLP exporter (gRPC or HTTP) to a backend.
+    Otlp(otlp::OtlpSinkConfig),
+    /// Alerts as JSON POSTs.
+    Webhook(webhook::WebhookSinkConfig),
+    /// Records and alerts as JSON lines on standard output.
+    Stdout(debug::StdoutSinkConfig),
+    /// Records and alerts as JSON lines appended to a file.
+    File(debug::FileSinkConfig),
+}
+
+/// What a sink takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepts {
+    /// Batches of records, points, spans.
+    pub records: bool,
+    /// Alerts.
+    pub alerts: bool,
+}
+
+impl SinkConfig {
+    /// What this kind of sink takes.
+    pub fn accepts(&self) -> Accepts {
+        match self {
+            SinkConfig::Parquet(_) | SinkConfig::Otlp(_) => Accepts {
+                records: true,
+                alerts: false,
+            },
+            SinkConfig::Webhook(_) => Accepts {
+                records: false,
+                alerts: true,
+            },
+            SinkConfig::Stdout(_) | SinkConfig::File(_) => Accepts {
+                records: true,
+                alerts: true,
+            },
+        }
+    }
+
+    /// Checks what serde cannot, pushing each problem prefixed with `at` (such as
+    /// `sinks.archive`).
+    pub fn check(&self, at: &str, problems: &mut Vec<String>) {
+        match self {
+            SinkConfig::Parquet(config) => config.check(at, problems),
+            SinkConfig::Otlp(config) => config.check(at, problems),
+            SinkConfig::Webhook(config) => config.check(at, problems),
+            SinkConfig::Stdout(_) => {}
+            SinkConfig::File(config) => config.check(at, problems),
+        }
+    }
+}
+
+/// What travels down a sink's queue.
+#[derive(Clone, Debug)]
+pub enum SinkItem {
+    /// A batch of records (never raw lines: pipelines turn those into logs first).
+    Batch(Arc<Batch>),
+    /// An alert (firing or resolved).
+    Alert(Arc<Alert>),
+}
+
+/// Counters every sink keeps.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Records, points or spans written (or delivered).
+    pub records_written: AtomicU64,
+    /// Alerts delivered.
+    pub alerts_delivered: AtomicU64,
+    /// Failed attempts (each retry counts).
+    pub write_errors: AtomicU64,
+    /// Items given up on after the last retry.
+    pub items_dropped: AtomicU64,
+}
+
+impl SinkStats {
+    /// Adds `count` to a counter.
+    pub fn add(counter: &AtomicU64, count: usize) {
+        counter.fetch_add(count as u64, Ordering::Relaxed);
+    }
+}
+
+/// What a running sink is given.
+#[derive(Debug)]
+pub struct SinkContext {
+    /// The sink's name in the config.
+    pub name: Arc<str>,
+    /// Its queue; closed when the gateway shuts down and every pipeline has finished.
+    pub items: mpsc::Receiver<SinkItem>,
+    /// Its counters.
+    pub stats: Arc<SinkStats>,
+}
+
+/// Opens what the sink needs (an error here means it did not start) and spawns its task, which
+/// ends once its queue is closed and drained, with everything flushed.
+pub async fn start(config: &SinkConfig, context: SinkContext) -> anyhow::Result<JoinHandle<()>> {
+    match config {
+        SinkConfig::Parquet(config) => parquet::start(config, context).await,
+        SinkConfig::Otlp(config) => otlp::start(config, context).await,
+        SinkConfig::Webhook(config) => webhook::start(config, context).await,
+        SinkConfig::Stdout(config) => debug::start_stdout(config, context).await,
+        SinkConfig::File(config) => debug::start_file(config, context).await,
+    }
+}
