@@ -7,6 +7,7 @@
 
 mod batch;
 mod log_batch;
+pub mod otlp;
 mod resource;
 mod value;
 
