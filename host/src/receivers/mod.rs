@@ -6,6 +6,7 @@
 //! neighbours down with it.
 
 pub mod file;
+pub mod framing;
 pub mod json_lines;
 pub mod otlp;
 pub mod remote_write;
