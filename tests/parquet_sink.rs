@@ -11,8 +11,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
+};
+use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+use opentelemetry_proto::tonic::metrics::v1::summary_data_point::ValueAtQuantile;
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    SummaryDataPoint, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use serde_json::{Value, json};
-use sluice::model::{AttributeValue, Batch, LogBatch, LogRecord, Resource};
+use sluice::model::{AttributeValue, Batch, LogBatch, LogRecord, MetricBatch, Resource, SpanBatch};
 use sluice::sinks::{self, SinkConfig, SinkContext, SinkItem, SinkStats};
 use tokio::sync::mpsc;
 
@@ -310,3 +324,403 @@ fn hex(bytes: &[u8]) -> String {
 
 #[allow(dead_code)]
 fn unused(_: Instant) {}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    }
+}
+
+fn string_kv(key: &str, value: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.into()))
+}
+
+fn otlp_resource(service: &str) -> Option<OtlpResource> {
+    Some(OtlpResource {
+        attributes: vec![
+            string_kv("service.name", service),
+            kv("process.pid", any_value::Value::IntValue(4242)),
+        ],
+        ..OtlpResource::default()
+    })
+}
+
+fn scope() -> Option<InstrumentationScope> {
+    Some(InstrumentationScope {
+        name: "meter.payments".into(),
+        version: "0.9".into(),
+        ..InstrumentationScope::default()
+    })
+}
+
+/// One point of each kind in hour 10 and the same again in hour 11.
+fn metric_batch() -> MetricBatch {
+    let mut metrics = Vec::new();
+    for (hour, time) in [(10, HOUR_10 + 1_500), (11, HOUR_10 + HOUR + 2_500)] {
+        let time = time as u64;
+        let start = time - 60_000_000_000;
+        let attributes = vec![
+            string_kv("route", "/pay"),
+            kv("hour", any_value::Value::IntValue(hour)),
+            kv(
+                "tags",
+                any_value::Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(any_value::Value::StringValue("a".into())),
+                    }],
+                }),
+            ),
+        ];
+        let number = |value| NumberDataPoint {
+            attributes: attributes.clone(),
+            start_time_unix_nano: start,
+            time_unix_nano: time,
+            value: Some(value),
+            ..NumberDataPoint::default()
+        };
+        metrics.push(Metric {
+            name: "queue.depth".into(),
+            unit: "{item}".into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![number(number_data_point::Value::AsInt(7))],
+            })),
+            ..Metric::default()
+        });
+        metrics.push(Metric {
+            name: "requests".into(),
+            description: "requests served".into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![number(number_data_point::Value::AsDouble(12.5))],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Metric::default()
+        });
+        metrics.push(Metric {
+            name: "latency".into(),
+            unit: "ms".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    attributes: attributes.clone(),
+                    start_time_unix_nano: start,
+                    time_unix_nano: time,
+                    count: 6,
+                    sum: Some(42.0),
+                    bucket_counts: vec![1, 2, 3],
+                    explicit_bounds: vec![5.0, 10.0],
+                    min: Some(0.5),
+                    max: Some(20.0),
+                    ..HistogramDataPoint::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+            })),
+            ..Metric::default()
+        });
+        metrics.push(Metric {
+            name: "size".into(),
+            data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![ExponentialHistogramDataPoint {
+                    attributes: attributes.clone(),
+                    start_time_unix_nano: start,
+                    time_unix_nano: time,
+                    count: 5,
+                    sum: Some(30.0),
+                    scale: 2,
+                    zero_count: 1,
+                    zero_threshold: 0.001,
+                    positive: Some(Buckets {
+                        offset: -1,
+                        bucket_counts: vec![2, 2],
+                    }),
+                    negative: None,
+                    ..ExponentialHistogramDataPoint::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+            })),
+            ..Metric::default()
+        });
+        metrics.push(Metric {
+            name: "gc.pause".into(),
+            data: Some(metric::Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    attributes: attributes.clone(),
+                    start_time_unix_nano: start,
+                    time_unix_nano: time,
+                    count: 10,
+                    sum: 3.5,
+                    quantile_values: vec![
+                        ValueAtQuantile {
+                            quantile: 0.5,
+                            value: 0.25,
+                        },
+                        ValueAtQuantile {
+                            quantile: 0.99,
+                            value: 1.5,
+                        },
+                    ],
+                    ..SummaryDataPoint::default()
+                }],
+            })),
+            ..Metric::default()
+        });
+    }
+    MetricBatch {
+        resource_metrics: vec![ResourceMetrics {
+            resource: otlp_resource("payments"),
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope(),
+                metrics,
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+/// Spans `count`, half starting in hour 10 and half in hour 11, each with an event and every
+/// third with a link.
+fn span_batch(count: u64) -> SpanBatch {
+    let spans = (0..count)
+        .map(|index| {
+            let start = HOUR_10 as u64 + (index % 2) * HOUR as u64 + index * 1_000 + 1;
+            let mut trace_id = vec![0x11; 16];
+            trace_id[15] = index as u8;
+            Span {
+                trace_id: trace_id.clone(),
+                span_id: vec![0x22, 0, 0, 0, 0, 0, 0, index as u8 + 1],
+                parent_span_id: if index == 0 {
+                    vec![]
+                } else {
+                    vec![0x22, 0, 0, 0, 0, 0, 0, 1]
+                },
+                name: format!("GET /item/{index}"),
+                kind: SpanKind::Server as i32,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 1_234_567,
+                attributes: vec![kv(
+                    "http.status_code",
+                    any_value::Value::IntValue(200 + index as i64),
+                )],
+                events: vec![Event {
+                    time_unix_nano: start + 10,
+                    name: "cache miss".into(),
+                    attributes: vec![kv("hit", any_value::Value::BoolValue(false))],
+                    ..Event::default()
+                }],
+                links: if index % 3 == 0 {
+                    vec![Link {
+                        trace_id: vec![0x33; 16],
+                        span_id: vec![0x44; 8],
+                        attributes: vec![string_kv("link.kind", "follows")],
+                        ..Link::default()
+                    }]
+                } else {
+                    vec![]
+                },
+                status: Some(Status {
+                    code: if index == 1 {
+                        StatusCode::Error
+                    } else {
+                        StatusCode::Ok
+                    } as i32,
+                    message: if index == 1 {
+                        "boom".into()
+                    } else {
+                        String::new()
+                    },
+                }),
+                ..Span::default()
+            }
+        })
+        .collect();
+    SpanBatch {
+        resource_spans: vec![ResourceSpans {
+            resource: otlp_resource("frontend"),
+            scope_spans: vec![ScopeSpans {
+                scope: scope(),
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_spans_round_trip_with_every_point_kind() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let sink = start_sink(&sink_config(root.path(), "")).await;
+    sink.send(Batch::Metrics(metric_batch())).await;
+    sink.send(Batch::Spans(span_batch(40))).await;
+    let stats = sink.close().await;
+    assert_eq!(stats.records_written.load(Ordering::Relaxed), 10 + 40);
+    assert_eq!(stats.items_dropped.load(Ordering::Relaxed), 0);
+
+    let read = read_archive(
+        root.path(),
+        json!({
+            "metrics": "SELECT metric_name, metric_type, hour, value_int, value_double, \
+                        list_sum(bucket_counts) AS bucket_total, explicit_bounds[2] AS second_bound, \
+                        exponential_positive_bucket_counts AS positive, quantiles[2].value AS p99, \
+                        attributes['hour'] AS hour_attribute, attribute_types['tags'] AS tags_type, \
+                        epoch_us(time) * 1000 + time_extra_nanos AS time_nanos \
+                        FROM {metrics} ORDER BY hour, metric_name",
+            "spans": "SELECT name, hex(trace_id) AS trace_id, hex(parent_span_id) AS parent, \
+                      duration_nanos, events[1].name AS event, events[1].attribute_types['hit'] AS hit_type, \
+                      len(links) AS links, hex(links[1].span_id) AS link_span, status_code, \
+                      CAST(attributes['http.status_code'] AS INTEGER) AS status \
+                      FROM {traces} ORDER BY name",
+        }),
+    );
+    let metrics = &read["signals"]["metrics"];
+    let expected = counts(&[
+        ("date=2026-11-23/hour=10", 5),
+        ("date=2026-11-23/hour=11", 5),
+    ]);
+    assert_eq!(metrics["pyarrow_counts"], expected);
+    assert_eq!(metrics["duckdb_counts"], expected);
+    let rows = metrics["rows"].as_array().expect("rows");
+    let row = |name: &str, hour: i64| {
+        rows.iter()
+            .find(|row| row["metric_name"] == json!(name) && row["hour"] == json!(hour))
+            .unwrap_or_else(|| panic!("no {name} in hour {hour}"))
+    };
+    let histogram = row("latency", 10);
+    assert_eq!(histogram["metric_type"], json!("histogram"));
+    assert_eq!(histogram["aggregation_temporality"], json!("delta"));
+    assert_eq!(histogram["count"], json!(6));
+    assert_eq!(histogram["sum"], json!(42.0));
+    assert_eq!(histogram["min"], json!(0.5));
+    assert_eq!(histogram["max"], json!(20.0));
+    assert_eq!(histogram["bucket_counts"], json!([1, 2, 3]));
+    assert_eq!(histogram["explicit_bounds"], json!([5.0, 10.0]));
+    assert_eq!(histogram["value_double"], Value::Null);
+    assert_eq!(histogram["service_name"], json!("payments"));
+    assert_eq!(histogram["scope_name"], json!("meter.payments"));
+    assert_eq!(histogram["metric_unit"], json!("ms"));
+    assert_eq!(
+        histogram["attributes"],
+        json!({"route": "/pay", "hour": "10", "tags": "[\"a\"]"})
+    );
+    assert_eq!(
+        histogram["attribute_types"],
+        json!({"hour": "int", "tags": "array"})
+    );
+    assert_eq!(
+        histogram["time"].as_i64().unwrap() * 1000
+            + histogram["time_extra_nanos"].as_i64().unwrap(),
+        HOUR_10 + 1_500
+    );
+    let sum = row("requests", 11);
+    assert_eq!(sum["metric_type"], json!("sum"));
+    assert_eq!(sum["is_monotonic"], json!(true));
+    assert_eq!(sum["aggregation_temporality"], json!("cumulative"));
+    assert_eq!(sum["value_double"], json!(12.5));
+    assert_eq!(sum["metric_description"], json!("requests served"));
+    let gauge = row("queue.depth", 10);
+    assert_eq!(gauge["value_int"], json!(7));
+    assert_eq!(gauge["is_monotonic"], Value::Null);
+    let exponential = row("size", 11);
+    assert_eq!(exponential["exponential_scale"], json!(2));
+    assert_eq!(exponential["exponential_zero_count"], json!(1));
+    assert_eq!(exponential["exponential_zero_threshold"], json!(0.001));
+    assert_eq!(exponential["exponential_positive_offset"], json!(-1));
+    assert_eq!(
+        exponential["exponential_positive_bucket_counts"],
+        json!([2, 2])
+    );
+    assert_eq!(exponential["exponential_negative_bucket_counts"], json!([]));
+    let summary = row("gc.pause", 10);
+    assert_eq!(
+        summary["quantiles"],
+        json!([{"quantile": 0.5, "value": 0.25}, {"quantile": 0.99, "value": 1.5}])
+    );
+    assert_eq!(summary["count"], json!(10));
+
+    let duck_metrics = read["queries"]["metrics"].as_array().expect("metric rows");
+    assert_eq!(duck_metrics.len(), 10);
+    let duck_latency = duck_metrics
+        .iter()
+        .find(|row| row["metric_name"] == json!("latency") && row["hour"] == json!(11))
+        .expect("latency in hour 11");
+    assert_eq!(duck_latency["bucket_total"], json!(6));
+    assert_eq!(duck_latency["second_bound"], json!(10.0));
+    assert_eq!(duck_latency["hour_attribute"], json!("11"));
+    assert_eq!(duck_latency["tags_type"], json!("array"));
+    assert_eq!(duck_latency["time_nanos"], json!(HOUR_10 + HOUR + 2_500));
+    let duck_summary = duck_metrics
+        .iter()
+        .find(|row| row["metric_name"] == json!("gc.pause"))
+        .expect("summary");
+    assert_eq!(duck_summary["p99"], json!(1.5));
+
+    let traces = &read["signals"]["traces"];
+    let expected = counts(&[
+        ("date=2026-11-23/hour=10", 20),
+        ("date=2026-11-23/hour=11", 20),
+    ]);
+    assert_eq!(traces["pyarrow_counts"], expected);
+    assert_eq!(traces["duckdb_counts"], expected);
+    let spans = traces["rows"].as_array().expect("span rows");
+    let span = |index: u64| {
+        spans
+            .iter()
+            .find(|row| row["name"] == json!(format!("GET /item/{index}")))
+            .unwrap_or_else(|| panic!("no span {index}"))
+    };
+    let root_span = span(0);
+    assert_eq!(root_span["parent_span_id"], Value::Null);
+    assert_eq!(
+        root_span["trace_id"],
+        json!(format!("{}00", "11".repeat(15)))
+    );
+    assert_eq!(root_span["span_id"], json!("2200000000000001"));
+    assert_eq!(root_span["kind"], json!("server"));
+    assert_eq!(root_span["status_code"], json!("ok"));
+    assert_eq!(root_span["duration_nanos"], json!(1_234_567));
+    assert_eq!(
+        root_span["start_time"].as_i64().unwrap() * 1000
+            + root_span["start_time_extra_nanos"].as_i64().unwrap(),
+        HOUR_10 + 1
+    );
+    assert_eq!(
+        root_span["links"],
+        json!([{
+            "trace_id": "33".repeat(16),
+            "span_id": "44".repeat(8),
+            "trace_state": "",
+            "attributes": {"link.kind": "follows"},
+            "attribute_types": {},
+        }])
+    );
+    let event = &root_span["events"][0];
+    assert_eq!(event["name"], json!("cache miss"));
+    assert_eq!(event["attributes"], json!({"hit": "false"}));
+    assert_eq!(event["attribute_types"], json!({"hit": "bool"}));
+    assert_eq!(
+        event["time"].as_i64().unwrap() * 1000 + event["time_extra_nanos"].as_i64().unwrap(),
+        HOUR_10 + 11
+    );
+    let failed = span(1);
+    assert_eq!(failed["status_code"], json!("error"));
+    assert_eq!(failed["status_message"], json!("boom"));
+    assert_eq!(failed["parent_span_id"], json!("2200000000000001"));
+    assert_eq!(failed["links"], json!([]));
+    assert_eq!(failed["hour"], json!(11));
+
+    let duck_spans = read["queries"]["spans"].as_array().expect("span rows");
+    assert_eq!(duck_spans.len(), 40);
+    let duck_root = duck_spans
+        .iter()
+        .find(|row| row["name"] == json!("GET /item/0"))
+        .expect("root span");
+    assert_eq!(duck_root["parent"], Value::Null);
+    assert_eq!(duck_root["event"], json!("cache miss"));
+    assert_eq!(duck_root["hit_type"], json!("bool"));
+    assert_eq!(duck_root["links"], json!(1));
+    assert_eq!(duck_root["link_span"], json!("44".repeat(8).to_uppercase()));
+    assert_eq!(duck_root["status"], json!(200));
+    assert_eq!(duck_root["duration_nanos"], json!(1_234_567));
+}

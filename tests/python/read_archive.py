@@ -33,8 +33,6 @@ def plain(value):
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
     if isinstance(value, list):
-        if value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
-            return {key: plain(item) for key, item in value}
         return [plain(item) for item in value]
     if isinstance(value, tuple):
         return [plain(item) for item in value]
@@ -56,7 +54,10 @@ def read_with_pyarrow(directory):
     for date, hour in zip(table.column("date").to_pylist(), table.column("hour").to_pylist()):
         name = partition_name(date, hour)
         counts[name] = counts.get(name, 0) + 1
-    rows = [{key: plain(value) for key, value in row.items()} for row in table.to_pylist()]
+    rows = [
+        {key: plain(value) for key, value in row.items()}
+        for row in table.to_pylist(maps_as_pydicts="strict")
+    ]
     schema = {field.name: str(field.type) for field in dataset.schema}
     return counts, rows, schema
 

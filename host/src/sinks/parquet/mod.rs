@@ -12,9 +12,9 @@
 //! The schemas are documented in `docs/archive.md`.
 
 mod logs;
-// The OTLP helpers serve the metrics and traces schemas, which come next.
-#[allow(dead_code)]
+mod metrics;
 mod schema;
+mod traces;
 mod writer;
 
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use super::{SinkContext, SinkItem, SinkStats};
 use crate::model::{Batch, Signal};
 use schema::ColumnTuning;
-use writer::{Archive, RollPolicy, Rows, SignalFormat};
+use writer::{Archive, RollPolicy, SignalFormat};
 
 /// At most this many queued batches are written per hop to a blocking thread.
 const BATCHES_PER_HOP: usize = 64;
@@ -118,11 +118,11 @@ impl ParquetSinkConfig {
             .with_context(|| format!("compression_level {}", self.compression_level))?;
             Ok((signal, SignalFormat { schema, properties }))
         };
-        Ok(HashMap::from([format(
-            Signal::Logs,
-            logs::schema(),
-            logs::TUNING,
-        )?]))
+        Ok(HashMap::from([
+            format(Signal::Logs, logs::schema(), logs::TUNING)?,
+            format(Signal::Metrics, metrics::schema(), metrics::TUNING)?,
+            format(Signal::Traces, traces::schema(), traces::TUNING)?,
+        ]))
     }
 }
 
@@ -249,29 +249,11 @@ fn write_batch(archive: &mut Archive, batch: &Batch) {
             Signal::Logs,
             logs::rows(&logs::lines_as_logs(lines, received_at), received_at),
         ),
-        Batch::Metrics(_) | Batch::Spans(_) => {
-            archive.drop_unsupported(batch);
-            return;
-        }
+        Batch::Metrics(metrics) => (Signal::Metrics, metrics::rows(metrics, received_at)),
+        Batch::Spans(spans) => (Signal::Traces, traces::rows(spans, received_at)),
     };
-    archive.write_converted(signal, rows, batch.len());
-}
-
-impl Archive {
-    /// Writes converted rows, or counts the batch as dropped when it could not be converted.
-    fn write_converted(
-        &mut self,
-        signal: Signal,
-        rows: Result<Rows, arrow::error::ArrowError>,
-        records: usize,
-    ) {
-        match rows {
-            Ok(rows) => self.write(signal, rows),
-            Err(error) => self.count_dropped(signal, records, &error.to_string()),
-        }
-    }
-
-    fn drop_unsupported(&mut self, batch: &Batch) {
-        self.count_dropped(batch.signal(), batch.len(), "signal not archived yet");
+    match rows {
+        Ok(rows) => archive.write(signal, rows),
+        Err(error) => archive.count_dropped(signal, batch.len(), &error.to_string()),
     }
 }
