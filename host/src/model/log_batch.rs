@@ -47,6 +47,35 @@ impl StringColumn {
         Ok(StringColumn { bytes, offsets })
     }
 
+    /// An empty column with room for `entries` entries of `bytes` bytes in all.
+    pub fn with_capacity(entries: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(entries + 1);
+        offsets.push(0);
+        StringColumn {
+            bytes: Vec::with_capacity(bytes),
+            offsets,
+        }
+    }
+
+    /// Bytes of the entries `start..end`.
+    fn run_bytes(&self, start: usize, end: usize) -> usize {
+        (self.offsets[end] - self.offsets[start]) as usize
+    }
+
+    /// Appends the entries `start..end` of `source`: their bytes in one copy (they are already
+    /// checked UTF-8, and whole entries keep character boundaries), their offsets rebased.
+    fn extend_from_run(&mut self, source: &StringColumn, start: usize, end: usize) {
+        let (first, last) = (source.offsets[start], source.offsets[end]);
+        let base = (self.bytes.len() as u32).wrapping_sub(first);
+        self.bytes
+            .extend_from_slice(&source.bytes[first as usize..last as usize]);
+        self.offsets.extend(
+            source.offsets[start + 1..=end]
+                .iter()
+                .map(|&offset| offset.wrapping_add(base)),
+        );
+    }
+
     /// Appends one entry.
     pub fn push(&mut self, item: &str) {
         self.bytes.extend_from_slice(item.as_bytes());
@@ -391,92 +420,333 @@ impl LogBatch {
 
     /// Appends all records of `other`.
     pub fn extend_from(&mut self, other: &LogBatch) {
-        for index in 0..other.len() {
-            self.push_copy(other, index, &[]);
+        if other.is_empty() {
+            return;
+        }
+        if self.attribute_offsets.is_empty() {
+            self.attribute_offsets.push(0);
+        }
+        let len = other.len();
+        self.timestamps.extend_from_slice(&other.timestamps);
+        self.observed_timestamps
+            .extend_from_slice(&other.observed_timestamps);
+        self.severity_numbers
+            .extend_from_slice(&other.severity_numbers);
+        self.severity_texts
+            .extend_from_run(&other.severity_texts, 0, len);
+        self.bodies.extend_from_run(&other.bodies, 0, len);
+        self.trace_ids.extend_from_slice(&other.trace_ids);
+        self.span_ids.extend_from_slice(&other.span_ids);
+        let base = self.attribute_values.len() as u32;
+        self.attribute_offsets.extend(
+            other.attribute_offsets[1..=len]
+                .iter()
+                .map(|&end| end + base),
+        );
+        let entries = other.attribute_values.len();
+        self.attribute_keys
+            .extend_from_run(&other.attribute_keys, 0, entries);
+        self.attribute_values
+            .extend_from_slice(&other.attribute_values);
+        // Resources: only those the records use, each matched against ours once.
+        let mut mapping: Vec<Option<u32>> = vec![None; other.resources.len()];
+        self.resource_of_record.reserve(len);
+        for &resource in &other.resource_of_record {
+            let resource = resource as usize;
+            let index = match mapping[resource] {
+                Some(index) => index,
+                None => {
+                    let index = self.resource_index(&other.resources[resource]);
+                    mapping[resource] = Some(index);
+                    index
+                }
+            };
+            self.resource_of_record.push(index);
         }
     }
 
     /// The records of `self` at the indices `keep` says (all when `None`), with `edits` applied.
-    /// Edits must be sorted by index; edits of dropped records are ignored.
+    /// Edits must be sorted by index; edits of dropped records are ignored. A mask shorter than
+    /// the batch drops the records it does not cover.
+    ///
+    /// Column-wise: fixed-width columns are gathered by index, strings are copied as runs of
+    /// consecutive kept records with their offsets rebased, attribute values are moved out of
+    /// `self`, and the resources stay as they are. Only records with edits are built one by one.
     pub fn select_and_edit(self, keep: Option<&[u8]>, edits: &[RecordEdit]) -> LogBatch {
-        if keep.is_none() && edits.is_empty() {
+        let len = self.len();
+        let kept = match keep {
+            None if edits.is_empty() => return self,
+            None => (0..len as u32).collect(),
+            Some(mask) => kept_indices(mask, len),
+        };
+        if kept.len() == len && edits.is_empty() {
             return self;
         }
-        let mut out = LogBatch::new();
-        let mut next_edit = 0;
-        for index in 0..self.len() {
-            let start = next_edit;
-            while next_edit < edits.len() && edits[next_edit].index as usize == index {
-                next_edit += 1;
-            }
-            if keep.is_some_and(|mask| mask.get(index).is_none_or(|flag| *flag == 0)) {
-                continue;
-            }
-            out.push_copy(&self, index, &edits[start..next_edit]);
-        }
-        out
+        self.gather(&kept, edits)
     }
 
-    /// Appends record `index` of `source` with `edits` (all for that record) applied.
-    fn push_copy(&mut self, source: &LogBatch, index: usize, edits: &[RecordEdit]) {
-        let mut severity = (
-            source.severity_numbers[index],
-            source.severity_texts.get(index),
-        );
-        let mut body = source.bodies.get(index);
-        for edit in edits {
-            match &edit.change {
-                RecordChange::Body(new_body) => body = new_body,
-                RecordChange::Severity(number, text) => severity = (*number, text),
-                _ => {}
-            }
-        }
-        let mut trace_id = [0; 16];
-        trace_id.copy_from_slice(&source.trace_ids[index * 16..index * 16 + 16]);
-        let mut span_id = [0; 8];
-        span_id.copy_from_slice(&source.span_ids[index * 8..index * 8 + 8]);
-        self.push_fields(
-            source.timestamps[index],
-            source.observed_timestamps[index],
-            severity.0,
-            severity.1,
-            body,
-            &trace_id,
-            &span_id,
-            source.resource_of(index),
-        );
-        let attribute_edits = edits.iter().any(|edit| {
-            matches!(
-                edit.change,
-                RecordChange::SetAttribute(..) | RecordChange::RemoveAttribute(_)
-            )
-        });
-        if !attribute_edits {
-            for (key, value) in source.attributes_of(index) {
-                self.push_attribute(key, value.clone());
-            }
-            return;
-        }
-        let mut attributes: Vec<(&str, AttributeValue)> = source
-            .attributes_of(index)
-            .map(|(key, value)| (key, value.clone()))
-            .collect();
-        for edit in edits {
-            match &edit.change {
-                RecordChange::SetAttribute(key, value) => {
-                    match attributes.iter_mut().find(|(existing, _)| existing == key) {
-                        Some(slot) => slot.1 = value.clone(),
-                        None => attributes.push((key, value.clone())),
+    /// The records at `kept` (increasing indices), with `edits` (sorted) applied.
+    fn gather(self, kept: &[u32], edits: &[RecordEdit]) -> LogBatch {
+        let LogBatch {
+            timestamps,
+            observed_timestamps,
+            severity_numbers,
+            severity_texts,
+            bodies,
+            trace_ids,
+            span_ids,
+            attribute_offsets,
+            attribute_keys,
+            mut attribute_values,
+            resources,
+            resource_of_record,
+        } = self;
+        let segments = segments(kept, edits);
+
+        let (trace_ids, _) = trace_ids.as_chunks::<16>();
+        let (span_ids, _) = span_ids.as_chunks::<8>();
+        let mut out = LogBatch {
+            timestamps: gather_by_index(&timestamps, kept),
+            observed_timestamps: gather_by_index(&observed_timestamps, kept),
+            severity_numbers: gather_by_index(&severity_numbers, kept),
+            severity_texts: StringColumn::default(),
+            bodies: StringColumn::default(),
+            trace_ids: gather_by_index(trace_ids, kept).into_flattened(),
+            span_ids: gather_by_index(span_ids, kept).into_flattened(),
+            attribute_offsets: Vec::new(),
+            attribute_keys: StringColumn::default(),
+            attribute_values: Vec::new(),
+            resources,
+            resource_of_record: gather_by_index(&resource_of_record, kept),
+        };
+
+        // Sizes first, so that every output column is allocated once.
+        let mut sizes = GatherSizes::default();
+        for segment in &segments {
+            match segment.edits(edits) {
+                None => {
+                    let (start, end) = (segment.start as usize, segment.end as usize);
+                    sizes.severity_text_bytes += severity_texts.run_bytes(start, end);
+                    sizes.body_bytes += bodies.run_bytes(start, end);
+                    let entries =
+                        attribute_offsets[start] as usize..attribute_offsets[end] as usize;
+                    sizes.attribute_key_bytes +=
+                        attribute_keys.run_bytes(entries.start, entries.end);
+                    sizes.attributes += entries.len();
+                }
+                Some(edits) => {
+                    let index = segment.start as usize;
+                    let edited =
+                        edited_fields(&severity_numbers, &severity_texts, &bodies, index, edits);
+                    sizes.severity_text_bytes += edited.severity.1.len();
+                    sizes.body_bytes += edited.body.len();
+                    let entries =
+                        attribute_offsets[index] as usize..attribute_offsets[index + 1] as usize;
+                    sizes.attribute_key_bytes +=
+                        attribute_keys.run_bytes(entries.start, entries.end);
+                    sizes.attributes += entries.len();
+                    for edit in edits {
+                        if let RecordChange::SetAttribute(key, _) = &edit.change {
+                            sizes.attribute_key_bytes += key.len();
+                            sizes.attributes += 1;
+                        }
                     }
                 }
-                RecordChange::RemoveAttribute(key) => {
-                    attributes.retain(|(existing, _)| existing != key)
-                }
-                _ => {}
             }
         }
-        for (key, value) in attributes {
-            self.push_attribute(key, value);
+        out.severity_texts = StringColumn::with_capacity(kept.len(), sizes.severity_text_bytes);
+        out.bodies = StringColumn::with_capacity(kept.len(), sizes.body_bytes);
+        out.attribute_keys =
+            StringColumn::with_capacity(sizes.attributes, sizes.attribute_key_bytes);
+        out.attribute_values = Vec::with_capacity(sizes.attributes);
+        out.attribute_offsets = Vec::with_capacity(kept.len() + 1);
+        out.attribute_offsets.push(0);
+
+        let mut position = 0;
+        for segment in &segments {
+            let (start, end) = (segment.start as usize, segment.end as usize);
+            match segment.edits(edits) {
+                None => {
+                    out.severity_texts
+                        .extend_from_run(&severity_texts, start, end);
+                    out.bodies.extend_from_run(&bodies, start, end);
+                    let (first, last) = (attribute_offsets[start], attribute_offsets[end]);
+                    out.attribute_keys.extend_from_run(
+                        &attribute_keys,
+                        first as usize,
+                        last as usize,
+                    );
+                    let base = (out.attribute_values.len() as u32).wrapping_sub(first);
+                    out.attribute_offsets.extend(
+                        attribute_offsets[start + 1..=end]
+                            .iter()
+                            .map(|&entry| entry.wrapping_add(base)),
+                    );
+                    out.attribute_values.extend(
+                        attribute_values[first as usize..last as usize]
+                            .iter_mut()
+                            .map(take_value),
+                    );
+                }
+                Some(edits) => {
+                    let edited =
+                        edited_fields(&severity_numbers, &severity_texts, &bodies, start, edits);
+                    out.severity_numbers[position] = edited.severity.0;
+                    out.severity_texts.push(edited.severity.1);
+                    out.bodies.push(edited.body);
+                    let entries =
+                        attribute_offsets[start] as usize..attribute_offsets[start + 1] as usize;
+                    let mut attributes: Vec<(&str, AttributeValue)> = entries
+                        .map(|entry| {
+                            (
+                                attribute_keys.get(entry),
+                                take_value(&mut attribute_values[entry]),
+                            )
+                        })
+                        .collect();
+                    apply_attribute_edits(&mut attributes, edits);
+                    for (key, value) in attributes {
+                        out.attribute_keys.push(key);
+                        out.attribute_values.push(value);
+                    }
+                    out.attribute_offsets
+                        .push(out.attribute_values.len() as u32);
+                }
+            }
+            position += end - start;
+        }
+        // What is left of the input (the dropped records' attribute values, the columns) is
+        // freed here.
+        out
+    }
+}
+
+/// The indices of the records `mask` keeps, in order, in a batch of `len` records.
+fn kept_indices(mask: &[u8], len: usize) -> Vec<u32> {
+    let mask = &mask[..mask.len().min(len)];
+    let mut kept = vec![0; mask.len()];
+    let mut count = 0;
+    // Branch-free: write every index, advance past it only when the record is kept.
+    for (index, &flag) in mask.iter().enumerate() {
+        kept[count] = index as u32;
+        count += usize::from(flag != 0);
+    }
+    kept.truncate(count);
+    kept
+}
+
+fn gather_by_index<T: Copy>(column: &[T], kept: &[u32]) -> Vec<T> {
+    kept.iter().map(|&index| column[index as usize]).collect()
+}
+
+/// Takes an attribute value out of the input batch, leaving a value that needs no freeing.
+fn take_value(value: &mut AttributeValue) -> AttributeValue {
+    std::mem::replace(value, AttributeValue::Bool(false))
+}
+
+/// A stretch of the output: the records `start..end` of the input, copied as they are, or one
+/// record (`end == start + 1`) with the edits `edits_start..edits_end`.
+struct Segment {
+    start: u32,
+    end: u32,
+    edits_start: u32,
+    edits_end: u32,
+}
+
+impl Segment {
+    fn edits<'e>(&self, edits: &'e [RecordEdit]) -> Option<&'e [RecordEdit]> {
+        (self.edits_start < self.edits_end)
+            .then(|| &edits[self.edits_start as usize..self.edits_end as usize])
+    }
+}
+
+/// Splits the kept records into runs of consecutive unedited records and single edited ones.
+fn segments(kept: &[u32], edits: &[RecordEdit]) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let mut next_edit = 0;
+    let mut position = 0;
+    let edit_at =
+        |next_edit: usize, index: u32| edits.get(next_edit).is_some_and(|edit| edit.index == index);
+    while position < kept.len() {
+        let start = kept[position];
+        while next_edit < edits.len() && edits[next_edit].index < start {
+            next_edit += 1;
+        }
+        let edits_start = next_edit;
+        while edit_at(next_edit, start) {
+            next_edit += 1;
+        }
+        position += 1;
+        let mut end = start + 1;
+        if edits_start == next_edit {
+            while position < kept.len() && kept[position] == end && !edit_at(next_edit, end) {
+                end += 1;
+                position += 1;
+            }
+        }
+        segments.push(Segment {
+            start,
+            end,
+            edits_start: edits_start as u32,
+            edits_end: next_edit as u32,
+        });
+    }
+    segments
+}
+
+#[derive(Default)]
+struct GatherSizes {
+    severity_text_bytes: usize,
+    body_bytes: usize,
+    attribute_key_bytes: usize,
+    attributes: usize,
+}
+
+/// Severity (number and text) and body of a record after its `edits`.
+struct EditedFields<'a> {
+    severity: (u8, &'a str),
+    body: &'a str,
+}
+
+fn edited_fields<'a>(
+    severity_numbers: &[u8],
+    severity_texts: &'a StringColumn,
+    bodies: &'a StringColumn,
+    index: usize,
+    edits: &'a [RecordEdit],
+) -> EditedFields<'a> {
+    let mut fields = EditedFields {
+        severity: (severity_numbers[index], severity_texts.get(index)),
+        body: bodies.get(index),
+    };
+    for edit in edits {
+        match &edit.change {
+            RecordChange::Body(body) => fields.body = body,
+            RecordChange::Severity(number, text) => fields.severity = (*number, text),
+            _ => {}
+        }
+    }
+    fields
+}
+
+/// Applies the attribute edits of one record, in order: a set replaces the first entry with its
+/// key or appends one, a remove drops every entry with its key.
+fn apply_attribute_edits<'a>(
+    attributes: &mut Vec<(&'a str, AttributeValue)>,
+    edits: &'a [RecordEdit],
+) {
+    for edit in edits {
+        match &edit.change {
+            RecordChange::SetAttribute(key, value) => {
+                match attributes.iter_mut().find(|(existing, _)| existing == key) {
+                    Some(slot) => slot.1 = value.clone(),
+                    None => attributes.push((key, value.clone())),
+                }
+            }
+            RecordChange::RemoveAttribute(key) => {
+                attributes.retain(|(existing, _)| existing != key)
+            }
+            _ => {}
         }
     }
 }
@@ -643,6 +913,332 @@ mod tests {
         assert_eq!(
             edited.attributes,
             vec![("new".to_string(), AttributeValue::from("v"))]
+        );
+    }
+
+    /// Today's semantics, one record at a time in row form: the reference for the gather.
+    fn naive_select_and_edit(
+        batch: &LogBatch,
+        keep: Option<&[u8]>,
+        edits: &[RecordEdit],
+    ) -> Vec<LogRecord> {
+        let mut out = Vec::new();
+        for index in 0..batch.len() {
+            if keep.is_some_and(|mask| mask.get(index).is_none_or(|flag| *flag == 0)) {
+                continue;
+            }
+            let mut record = batch.record(index);
+            for edit in edits.iter().filter(|edit| edit.index as usize == index) {
+                match &edit.change {
+                    RecordChange::Body(body) => record.body = body.clone(),
+                    RecordChange::Severity(number, text) => {
+                        record.severity_number = *number;
+                        record.severity_text = text.clone();
+                    }
+                    RecordChange::SetAttribute(key, value) => {
+                        match record.attributes.iter_mut().find(|(k, _)| k == key) {
+                            Some(slot) => slot.1 = value.clone(),
+                            None => record.attributes.push((key.clone(), value.clone())),
+                        }
+                    }
+                    RecordChange::RemoveAttribute(key) => {
+                        record.attributes.retain(|(k, _)| k != key)
+                    }
+                }
+            }
+            out.push(record);
+        }
+        out
+    }
+
+    /// Every column has one entry per record and every string column is well formed.
+    fn assert_consistent(batch: &LogBatch) {
+        let len = batch.len();
+        assert_eq!(batch.observed_timestamps.len(), len);
+        assert_eq!(batch.severity_numbers.len(), len);
+        assert_eq!(batch.severity_texts.len(), len);
+        assert_eq!(batch.bodies.len(), len);
+        assert_eq!(batch.trace_ids.len(), len * 16);
+        assert_eq!(batch.span_ids.len(), len * 8);
+        assert_eq!(batch.resource_of_record.len(), len);
+        assert!(
+            batch
+                .resource_of_record
+                .iter()
+                .all(|&resource| (resource as usize) < batch.resources.len())
+        );
+        assert_eq!(batch.attribute_offsets.len(), len + 1);
+        assert_eq!(batch.attribute_offsets[0], 0);
+        assert!(
+            batch
+                .attribute_offsets
+                .windows(2)
+                .all(|pair| pair[0] <= pair[1])
+        );
+        assert_eq!(
+            batch.attribute_offsets[len] as usize,
+            batch.attribute_values.len()
+        );
+        assert_eq!(batch.attribute_keys.len(), batch.attribute_values.len());
+        for column in [&batch.severity_texts, &batch.bodies, &batch.attribute_keys] {
+            StringColumn::from_parts(column.bytes.clone(), column.offsets.clone()).unwrap();
+        }
+    }
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, bound: u64) -> u64 {
+            self.next() % bound
+        }
+    }
+
+    const TEXTS: [&str; 6] = ["", "a", "héllo", "日本語のログ", "GET /x -> 200", "é"];
+    const KEYS: [&str; 4] = ["k", "user.id", "é", "http.status_code"];
+
+    fn random_value(rng: &mut Rng) -> AttributeValue {
+        match rng.below(5) {
+            0 => AttributeValue::Str(TEXTS[rng.below(6) as usize].repeat(rng.below(3) as usize)),
+            1 => AttributeValue::Int(rng.next() as i64),
+            2 => AttributeValue::Double(rng.below(1000) as f64 / 7.0),
+            3 => AttributeValue::Bool(rng.below(2) == 1),
+            _ => AttributeValue::Bytes(vec![0xff; rng.below(4) as usize]),
+        }
+    }
+
+    fn random_batch(rng: &mut Rng, len: usize) -> LogBatch {
+        let resources: Vec<Arc<Resource>> = (0..3)
+            .map(|n| {
+                Arc::new(Resource::with_attributes(vec![(
+                    "service.name".into(),
+                    AttributeValue::Str(format!("service-{n}")),
+                )]))
+            })
+            .collect();
+        let records: Vec<LogRecord> = (0..len)
+            .map(|index| LogRecord {
+                timestamp: index as i64 * 1000 + 1,
+                observed_timestamp: index as i64 * 1000 + 2,
+                severity_number: rng.below(25) as u8,
+                severity_text: TEXTS[rng.below(6) as usize].into(),
+                body: format!("{} #{index}", TEXTS[rng.below(6) as usize]),
+                trace_id: rng.next().to_le_bytes().repeat(2).try_into().unwrap(),
+                span_id: rng.next().to_le_bytes(),
+                attributes: (0..rng.below(4))
+                    .map(|_| (KEYS[rng.below(4) as usize].into(), random_value(rng)))
+                    .collect(),
+                resource: resources[rng.below(3) as usize].clone(),
+            })
+            .collect();
+        LogBatch::from_records(&records)
+    }
+
+    fn random_edits(rng: &mut Rng, len: usize) -> Vec<RecordEdit> {
+        let mut edits: Vec<RecordEdit> = (0..rng.below(len as u64 / 2 + 2))
+            .map(|_| RecordEdit {
+                // Now and then an edit past the end, which is ignored.
+                index: rng.below(len as u64 + 2) as u32,
+                change: match rng.below(4) {
+                    0 => RecordChange::Body(TEXTS[rng.below(6) as usize].repeat(2)),
+                    1 => RecordChange::Severity(
+                        rng.below(25) as u8,
+                        TEXTS[rng.below(6) as usize].into(),
+                    ),
+                    2 => RecordChange::SetAttribute(
+                        KEYS[rng.below(4) as usize].into(),
+                        random_value(rng),
+                    ),
+                    _ => RecordChange::RemoveAttribute(KEYS[rng.below(4) as usize].into()),
+                },
+            })
+            .collect();
+        edits.sort_by_key(|edit| edit.index);
+        edits
+    }
+
+    #[test]
+    fn select_and_edit_matches_the_record_by_record_path() {
+        let mut rng = Rng(0x5EED_1234_5678);
+        for round in 0..600 {
+            let len = rng.below(48) as usize;
+            let batch = random_batch(&mut rng, len);
+            // Dense, sparse and all-or-nothing masks, some shorter or longer than the batch.
+            let density = [0, 1, 3, 5, 7, 10][round % 6];
+            let mask_len = match rng.below(8) {
+                0 => len.saturating_sub(rng.below(3) as usize),
+                1 => len + 2,
+                _ => len,
+            };
+            let mask: Vec<u8> = (0..mask_len)
+                .map(|_| u8::from(rng.below(10) < density) * (1 + rng.below(3) as u8))
+                .collect();
+            let keep = (rng.below(6) != 0).then_some(mask.as_slice());
+            let edits = if rng.below(2) == 0 {
+                Vec::new()
+            } else {
+                random_edits(&mut rng, len)
+            };
+            let expected = naive_select_and_edit(&batch, keep, &edits);
+            let out = batch.clone().select_and_edit(keep, &edits);
+            assert_consistent(&out);
+            let got: Vec<LogRecord> = out.records().collect();
+            assert_eq!(
+                got, expected,
+                "round {round}: keep {keep:?}, edits {edits:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn select_copies_runs_of_kept_records() {
+        let records: Vec<LogRecord> = (0..9).map(|n| record(n, &"é".repeat(n as usize))).collect();
+        let batch = LogBatch::from_records(&records);
+        let mask = [1, 1, 0, 1, 1, 1, 0, 0, 1];
+        let out = batch.select_and_edit(Some(&mask), &[]);
+        assert_consistent(&out);
+        let kept: Vec<LogRecord> = out.records().collect();
+        let expected: Vec<LogRecord> = [0, 1, 3, 4, 5, 8]
+            .iter()
+            .map(|&index| records[index].clone())
+            .collect();
+        assert_eq!(kept, expected);
+        assert_eq!(out.bodies().offsets(), &[0, 0, 2, 8, 16, 26, 42]);
+    }
+
+    #[test]
+    fn select_with_an_empty_mask_keeps_nothing() {
+        let batch = LogBatch::from_records(&[record(1, "a"), record(2, "b")]);
+        for mask in [&[0u8, 0][..], &[][..]] {
+            let out = batch.clone().select_and_edit(Some(mask), &[]);
+            assert_consistent(&out);
+            assert!(out.is_empty());
+            assert!(out.attribute_values().is_empty());
+            assert!(out.bodies().bytes().is_empty());
+        }
+        // Records pushed onto the empty result are whole.
+        let mut out = batch.select_and_edit(Some(&[0, 0]), &[]);
+        out.push(&record(3, "c"));
+        assert_consistent(&out);
+        assert_eq!(out.record(0), record(3, "c"));
+    }
+
+    #[test]
+    fn select_keeping_everything_returns_the_batch_itself() {
+        let batch = LogBatch::from_records(&[record(1, "a"), record(2, "b")]);
+        let bodies = batch.bodies().bytes().as_ptr();
+        let out = batch.select_and_edit(Some(&[1, 7]), &[]);
+        assert_eq!(out.bodies().bytes().as_ptr(), bodies, "no copy");
+        let out = out.select_and_edit(None, &[]);
+        assert_eq!(out.bodies().bytes().as_ptr(), bodies, "no copy");
+        assert_eq!(
+            out.records().collect::<Vec<_>>(),
+            vec![record(1, "a"), record(2, "b")]
+        );
+    }
+
+    #[test]
+    fn select_applies_edits_to_kept_records_only() {
+        let records: Vec<LogRecord> = (1..=5).map(|n| record(n, &format!("r{n}"))).collect();
+        let batch = LogBatch::from_records(&records);
+        let edit = |index, change| RecordEdit { index, change };
+        let edits = vec![
+            edit(0, RecordChange::Severity(24, "FATAL".into())),
+            edit(1, RecordChange::Body("dropped".into())),
+            edit(2, RecordChange::Body("first".into())),
+            edit(2, RecordChange::Body("second".into())),
+            edit(2, RecordChange::Severity(17, "ERROR".into())),
+            edit(
+                3,
+                RecordChange::SetAttribute("k".into(), AttributeValue::Int(-1)),
+            ),
+            edit(3, RecordChange::SetAttribute("new".into(), "v".into())),
+            edit(4, RecordChange::RemoveAttribute("k".into())),
+        ];
+        let out = batch.select_and_edit(Some(&[1, 0, 1, 1, 1]), &edits);
+        assert_consistent(&out);
+        assert_eq!(out.len(), 4);
+        let got: Vec<LogRecord> = out.records().collect();
+        assert_eq!(
+            (got[0].severity_number, got[0].severity_text.as_str()),
+            (24, "FATAL")
+        );
+        assert_eq!(got[0].body, "r1");
+        assert_eq!(got[1].body, "second");
+        assert_eq!(
+            (got[1].severity_number, got[1].severity_text.as_str()),
+            (17, "ERROR")
+        );
+        assert_eq!(
+            got[2].attributes,
+            vec![
+                ("k".to_string(), AttributeValue::Int(-1)),
+                ("new".to_string(), AttributeValue::from("v")),
+            ]
+        );
+        assert!(got[3].attributes.is_empty());
+        assert_eq!(got[3].body, "r5");
+        // Without a mask, edits still apply.
+        let batch = LogBatch::from_records(&records[..2]);
+        let out = batch.select_and_edit(None, &[edit(1, RecordChange::Body("B".into()))]);
+        assert_eq!(out.record(0), records[0]);
+        assert_eq!(out.record(1).body, "B");
+    }
+
+    #[test]
+    fn select_moves_every_kind_of_attribute_value() {
+        let values = [
+            ("s".to_string(), AttributeValue::from("text é")),
+            ("i".to_string(), AttributeValue::Int(-7)),
+            ("d".to_string(), AttributeValue::Double(2.5)),
+            ("b".to_string(), AttributeValue::Bool(true)),
+            ("x".to_string(), AttributeValue::Bytes(vec![0, 0xff])),
+        ];
+        let resource = Arc::new(Resource::with_attributes(vec![(
+            "service.name".into(),
+            "checkout".into(),
+        )]));
+        let records: Vec<LogRecord> = (0..4)
+            .map(|n| LogRecord {
+                body: format!("r{n}"),
+                attributes: values[n..].to_vec(),
+                resource: resource.clone(),
+                ..LogRecord::default()
+            })
+            .collect();
+        let batch = LogBatch::from_records(&records);
+        let out = batch.select_and_edit(Some(&[0, 1, 0, 1]), &[]);
+        assert_consistent(&out);
+        assert_eq!(out.record(0), records[1]);
+        assert_eq!(out.record(1), records[3]);
+        assert!(Arc::ptr_eq(out.resource_of(1), &resource));
+        assert_eq!(out.attribute_values().len(), 4 + 2);
+    }
+
+    #[test]
+    fn extend_from_appends_whole_records() {
+        let mut rng = Rng(7);
+        let first = random_batch(&mut rng, 5);
+        let second = random_batch(&mut rng, 7);
+        let mut joined = first.clone();
+        joined.extend_from(&second);
+        joined.extend_from(&LogBatch::new());
+        assert_consistent(&joined);
+        let expected: Vec<LogRecord> = first.records().chain(second.records()).collect();
+        assert_eq!(joined.records().collect::<Vec<_>>(), expected);
+        let mut empty = LogBatch::default();
+        empty.extend_from(&second);
+        assert_consistent(&empty);
+        assert_eq!(
+            empty.records().collect::<Vec<_>>(),
+            second.records().collect::<Vec<_>>()
         );
     }
 
