@@ -39,6 +39,7 @@ const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Expo
 /// A receiver running on free ports, with its intake's other end.
 struct Running {
     grpc: SocketAddr,
+    http: SocketAddr,
     intake: mpsc::Receiver<Envelope>,
     shutdown: CancellationToken,
     stats: Arc<ReceiverStats>,
@@ -47,6 +48,9 @@ struct Running {
 
 async fn start_receiver(intake_capacity: usize, max_request_bytes: usize) -> Running {
     let grpc: SocketAddr = format!("127.0.0.1:{}", support::free_port())
+        .parse()
+        .unwrap();
+    let http_address: SocketAddr = format!("127.0.0.1:{}", support::free_port())
         .parse()
         .unwrap();
     let (intake, receiver) = Intake::new(intake_capacity, Duration::from_millis(200));
@@ -60,7 +64,7 @@ async fn start_receiver(intake_capacity: usize, max_request_bytes: usize) -> Run
     };
     let config = OtlpReceiverConfig {
         grpc: Some(grpc),
-        http: None,
+        http: Some(http_address),
         max_request_bytes,
     };
     let tasks = otlp::start(&config, context)
@@ -68,6 +72,7 @@ async fn start_receiver(intake_capacity: usize, max_request_bytes: usize) -> Run
         .expect("receiver starts");
     Running {
         grpc,
+        http: http_address,
         intake: receiver,
         shutdown,
         stats,
@@ -574,23 +579,28 @@ async fn grpc_answers_unavailable_with_retry_info_when_the_intake_is_full() {
 async fn start_fails_on_a_port_in_use_and_shutdown_stops_the_server() {
     let receiver = start_receiver(4, 4 << 20).await;
 
-    // A second receiver on the same address refuses to start and says where.
-    let (intake, _rx) = Intake::new(4, Duration::from_millis(10));
-    let context = ReceiverContext {
-        name: "second".into(),
-        intake,
-        shutdown: CancellationToken::new(),
-        stats: Arc::default(),
-    };
-    let config = OtlpReceiverConfig {
-        grpc: Some(receiver.grpc),
-        http: None,
-        max_request_bytes: 1024,
-    };
-    let error = otlp::start(&config, context).await.unwrap_err();
-    let message = format!("{error:#}");
-    assert!(message.contains(&receiver.grpc.to_string()), "{message}");
-    assert!(message.contains("second"), "{message}");
+    // A second receiver on an address in use refuses to start and says which.
+    for (grpc, http, taken) in [
+        (Some(receiver.grpc), None, receiver.grpc),
+        (None, Some(receiver.http), receiver.http),
+    ] {
+        let (intake, _rx) = Intake::new(4, Duration::from_millis(10));
+        let context = ReceiverContext {
+            name: "second".into(),
+            intake,
+            shutdown: CancellationToken::new(),
+            stats: Arc::default(),
+        };
+        let config = OtlpReceiverConfig {
+            grpc,
+            http,
+            max_request_bytes: 1024,
+        };
+        let error = otlp::start(&config, context).await.unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains(&taken.to_string()), "{message}");
+        assert!(message.contains("receiver `second`"), "{message}");
+    }
 
     receiver.shutdown.cancel();
     for task in receiver.tasks {
@@ -599,8 +609,294 @@ async fn start_fails_on_a_port_in_use_and_shutdown_stops_the_server() {
             .expect("server stops on shutdown")
             .unwrap();
     }
-    assert!(
-        tokio::net::TcpStream::connect(receiver.grpc).await.is_err(),
-        "nothing listens after shutdown"
+    for address in [receiver.grpc, receiver.http] {
+        assert!(
+            tokio::net::TcpStream::connect(address).await.is_err(),
+            "nothing listens on {address} after shutdown"
+        );
+    }
+}
+
+// ── OTLP/HTTP ──────────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_over_http_protobuf_and_json_arrives_as_sent() {
+    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+    for protocol in [Protocol::HttpBinary, Protocol::HttpJson] {
+        let mut receiver = start_receiver(64, 4 << 20).await;
+        let address = receiver.http;
+        // The SDK exports from threads of its own, outside Tokio: give it the blocking client,
+        // built (and dropped) on a blocking thread too.
+        let sent = tokio::task::spawn_blocking(move || {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let endpoint = |signal: &str| format!("http://{address}/v1/{signal}");
+            let logs = opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_http_client(reqwest::blocking::Client::new())
+                .with_protocol(protocol)
+                .with_endpoint(endpoint("logs"))
+                .build()
+                .unwrap();
+            let spans = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_http_client(reqwest::blocking::Client::new())
+                .with_protocol(protocol)
+                .with_endpoint(endpoint("traces"))
+                .build()
+                .unwrap();
+            let metrics = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_http_client(reqwest::blocking::Client::new())
+                .with_protocol(protocol)
+                .with_endpoint(endpoint("metrics"))
+                .build()
+                .unwrap();
+            emit_with_rust_sdk(logs, spans, metrics)
+        })
+        .await
+        .unwrap();
+        let received = receive_until(&mut receiver.intake, sdk_data_complete).await;
+        assert_sdk_data(
+            &received,
+            "rust-app",
+            ("rust-scope", "0.9"),
+            sent.trace_id,
+            sent.span_id,
+        );
+        assert_eq!(
+            receiver
+                .stats
+                .records_malformed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "{protocol:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_over_http_arrives_as_sent() {
+    let mut receiver = start_receiver(64, 4 << 20).await;
+    let (trace_id, span_id) = send_with_python("http", format!("http://{}", receiver.http)).await;
+    let received = receive_until(&mut receiver.intake, sdk_data_complete).await;
+    assert_sdk_data(
+        &received,
+        "python-app",
+        ("py-scope", "0.1"),
+        trace_id,
+        span_id,
     );
+}
+
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// POSTs `body` to `path` with these headers.
+async fn post(
+    client: &reqwest::Client,
+    receiver: &Running,
+    path: &str,
+    content_type: &str,
+    content_encoding: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = client
+        .post(format!("http://{}{path}", receiver.http))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(encoding) = content_encoding {
+        request = request.header("content-encoding", encoding);
+    }
+    request.send().await.expect("the receiver answers")
+}
+
+/// The `google.rpc.Status` protobuf body of an error answer.
+async fn status_body(response: reqwest::Response) -> rpc::Status {
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-protobuf",
+        "error bodies are in the request's encoding"
+    );
+    rpc::Status::decode(response.bytes().await.unwrap()).expect("a google.rpc.Status body")
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn http_refuses_bad_requests_with_the_right_status_and_keeps_serving() {
+    let mut receiver = start_receiver(64, 64 * 1024).await;
+    let client = http_client();
+    let protobuf = "application/x-protobuf";
+
+    let response = post(
+        &client,
+        &receiver,
+        "/v1/logs",
+        protobuf,
+        None,
+        vec![0x0a, 0x05, 0x01],
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let status = status_body(response).await;
+    assert!(status.message.contains("malformed"), "{status:?}");
+
+    let response = post(
+        &client,
+        &receiver,
+        "/v1/logs",
+        "application/json",
+        None,
+        b"{\"resourceLogs\": [{\"scopeLogs\": ".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let status: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status["code"], 3, "{status}");
+    assert!(
+        status["message"].as_str().unwrap().contains("OTLP/JSON"),
+        "{status}"
+    );
+
+    // Over the 64 KiB limit: as sent, and once inflated (a small gzip body).
+    let big = logs_request(4000).encode_to_vec();
+    let response = post(&client, &receiver, "/v1/logs", protobuf, None, big.clone()).await;
+    assert_eq!(response.status(), 413);
+    assert!(gzip(&big).len() < 64 * 1024);
+    let response = post(
+        &client,
+        &receiver,
+        "/v1/logs",
+        protobuf,
+        Some("gzip"),
+        gzip(&big),
+    )
+    .await;
+    assert_eq!(response.status(), 413);
+    let response = post(
+        &client,
+        &receiver,
+        "/v1/logs",
+        protobuf,
+        Some("gzip"),
+        b"not gzip".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+
+    let response = post(
+        &client,
+        &receiver,
+        "/v1/nothing",
+        protobuf,
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+    let response = client
+        .get(format!("http://{}/v1/logs", receiver.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let response = post(
+        &client,
+        &receiver,
+        "/v1/logs",
+        "text/plain",
+        None,
+        b"hi".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 415);
+    let response = post(
+        &client,
+        &receiver,
+        "/v1/logs",
+        protobuf,
+        Some("br"),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(response.status(), 415);
+
+    // Well-formed requests still get through, gzip-compressed ones included.
+    let body = gzip(&logs_request(3).encode_to_vec());
+    let response = post(&client, &receiver, "/v1/logs", protobuf, Some("gzip"), body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], protobuf);
+    let answer = ExportLogsServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer, ExportLogsServiceResponse::default());
+    let received = receive_until(&mut receiver.intake, |r| r.logs.len() >= 3).await;
+    assert_eq!(received.logs[1].body, "record 1");
+    assert_eq!(received.logs[1].resource.service_name(), Some("svc"));
+    assert!(receiver.intake.try_recv().is_err(), "nothing else arrived");
+}
+
+#[tokio::test]
+async fn http_json_partial_success_rejects_only_the_invalid_record() {
+    let mut receiver = start_receiver(64, 4 << 20).await;
+    let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-app"}}]},
+        "scopeSpans":[{"scope":{"name":"hand"},"spans":[
+            {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"good","kind":2,
+             "startTimeUnixNano":"1700000000000000000","endTimeUnixNano":1700000000000000500,
+             "attributes":[{"key":"n","value":{"intValue":"7"}}]},
+            {"traceId":"0102","spanId":"0102030405060708","name":"short-trace-id"},
+            {"traceId":"0102030405060708090A0B0C0D0E0F10","spanId":"1112131415161718","name":"upper-case-hex"}
+        ]}]}]}"#;
+    let response = post(
+        &http_client(),
+        &receiver,
+        "/v1/traces",
+        "application/json; charset=utf-8",
+        None,
+        body.to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], "1", "{answer}");
+    assert!(
+        answer["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("short-trace-id"),
+        "{answer}"
+    );
+    let received = receive_until(&mut receiver.intake, |r| r.span_count() >= 2).await;
+    let spans: Vec<_> = received.spans[0].scope_spans[0].spans.iter().collect();
+    assert_eq!(spans[0].name, "good");
+    assert_eq!(spans[0].trace_id, (1..=16).collect::<Vec<u8>>());
+    assert_eq!(spans[0].kind, 2);
+    assert_eq!(spans[0].end_time_unix_nano, 1_700_000_000_000_000_500);
+    assert_eq!(
+        spans[0].attributes[0].value.as_ref().unwrap().value,
+        Some(any_value::Value::IntValue(7))
+    );
+    assert_eq!(spans[1].name, "upper-case-hex");
+}
+
+#[tokio::test]
+async fn http_answers_503_with_retry_after_when_the_intake_is_full() {
+    let receiver = start_receiver(1, 4 << 20).await;
+    let client = http_client();
+    let body = logs_request(1).encode_to_vec();
+    let protobuf = "application/x-protobuf";
+    let response = post(&client, &receiver, "/v1/logs", protobuf, None, body.clone()).await;
+    assert_eq!(response.status(), 200);
+    let response = post(&client, &receiver, "/v1/logs", protobuf, None, body).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let status = status_body(response).await;
+    assert!(status.message.contains("overloaded"), "{status:?}");
 }

@@ -13,11 +13,13 @@
 //! | request over `max_request_bytes` (after decompression) | `RESOURCE_EXHAUSTED` without `RetryInfo` (not retryable) | 413 |
 //! | intake full | `UNAVAILABLE` with `RetryInfo` | 503 with `Retry-After` |
 //! | shutting down | `UNAVAILABLE` | 503 |
+//! | unknown path, wrong method, unsupported `Content-Type` or `Content-Encoding` | (tonic: `UNIMPLEMENTED`) | 404, 405, 415 |
 //!
 //! Delivery: at-least-once from the client's point of view. A batch is acknowledged only once
 //! the intake has it; every refusal is retryable unless the data itself is bad.
 
 mod grpc;
+mod http;
 pub mod rpc;
 
 use std::net::SocketAddr;
@@ -104,9 +106,10 @@ pub async fn start(
         Some(address) => Some(bind(address, "gRPC", &context.name).await?),
         None => None,
     };
-    if config.http.is_some() {
-        anyhow::bail!("receiver `{}`: OTLP/HTTP is not built yet", context.name);
-    }
+    let http_listener = match config.http {
+        Some(address) => Some(bind(address, "HTTP", &context.name).await?),
+        None => None,
+    };
     let exports = Arc::new(Exports {
         context: context.clone(),
     });
@@ -117,6 +120,9 @@ pub async fn start(
             exports.clone(),
             config.max_request_bytes,
         ));
+    }
+    if let Some(listener) = http_listener {
+        tasks.push(http::spawn(listener, exports, config.max_request_bytes));
     }
     Ok(tasks)
 }
