@@ -322,9 +322,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[allow(dead_code)]
-fn unused(_: Instant) {}
-
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -723,4 +720,199 @@ async fn metrics_and_spans_round_trip_with_every_point_kind() {
     assert_eq!(duck_root["link_span"], json!("44".repeat(8).to_uppercase()));
     assert_eq!(duck_root["status"], json!(200));
     assert_eq!(duck_root["duration_nanos"], json!(1_234_567));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_roll_by_size_and_every_row_lands_once() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let config = sink_config(
+        root.path(),
+        "max_file_bytes = 16384\nrow_group_rows = 400\nmax_file_age = \"1h\"",
+    );
+    let sink = start_sink(&config).await;
+    let resource = checkout_resource();
+    let mut sent = 0;
+    for batch in 0..10 {
+        let records: Vec<LogRecord> = (0..400)
+            .map(|i| {
+                let index = batch * 400 + i;
+                LogRecord {
+                    timestamp: HOUR_10 + index * 1_000_000,
+                    // Distinct, poorly compressible bodies, so files fill up.
+                    body: format!(
+                        "request {index} took {} µs",
+                        index.wrapping_mul(2_654_435_761) % 1_000_003
+                    ),
+                    trace_id: (index as u128)
+                        .wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+                        .to_be_bytes(),
+                    resource: resource.clone(),
+                    ..LogRecord::default()
+                }
+            })
+            .collect();
+        sent += records.len();
+        sink.send(Batch::Logs(LogBatch::from_records(&records)))
+            .await;
+    }
+    let stats = sink.close().await;
+    assert_eq!(stats.records_written.load(Ordering::Relaxed), sent as u64);
+
+    let files = files_under(root.path());
+    assert!(
+        files.iter().all(|f| !f.to_string_lossy().contains(".tmp")),
+        "{files:?}"
+    );
+    assert!(files.len() >= 3, "expected several files, got {files:?}");
+    for file in &files {
+        assert!(
+            file.starts_with("signal=logs/date=2026-11-23/hour=10"),
+            "{file:?}"
+        );
+        let size = std::fs::metadata(root.path().join(file)).unwrap().len();
+        // A file closes once it reaches the limit, so it passes it by at most one batch.
+        assert!(size < 16384 * 4, "{file:?} is {size} bytes");
+    }
+    let read = read_archive(
+        root.path(),
+        json!({"distinct": "SELECT count(DISTINCT body) AS bodies, count(*) AS rows FROM {logs}"}),
+    );
+    let expected = counts(&[("date=2026-11-23/hour=10", sent as u64)]);
+    assert_eq!(read["signals"]["logs"]["pyarrow_counts"], expected);
+    assert_eq!(read["signals"]["logs"]["duckdb_counts"], expected);
+    assert_eq!(
+        read["queries"]["distinct"],
+        json!([{"bodies": sent, "rows": sent}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_file_completes_at_its_age_without_more_data_or_close() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let sink = start_sink(&sink_config(root.path(), "max_file_age = \"300ms\"")).await;
+    let resource = checkout_resource();
+    let sent_at = Instant::now();
+    sink.send(Batch::Logs(LogBatch::from_records(&[log_record(
+        2, &resource,
+    )])))
+    .await;
+
+    let complete = |root: &Path| {
+        files_under(root)
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        let found = complete(root.path());
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no file completed within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        sent_at.elapsed() >= Duration::from_millis(300),
+        "the file completed before its age"
+    );
+    assert_eq!(first.len(), 1);
+    assert_eq!(stats_written(&sink.stats), 1);
+    // Still running: later records go to a new file.
+    sink.send(Batch::Logs(LogBatch::from_records(&[log_record(
+        4, &resource,
+    )])))
+    .await;
+    let stats = sink.close().await;
+    assert_eq!(stats.records_written.load(Ordering::Relaxed), 2);
+    assert_eq!(complete(root.path()).len(), 2);
+    let read = read_archive(root.path(), json!({}));
+    assert_eq!(
+        read["signals"]["logs"]["duckdb_counts"],
+        counts(&[("date=2026-11-23/hour=10", 2)])
+    );
+}
+
+fn stats_written(stats: &SinkStats) -> u64 {
+    stats.records_written.load(Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn bad_settings_refuse_the_start_with_the_field_named() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let config = sink_config(root.path(), "compression_level = 0\nrow_group_rows = 0");
+    let (_items, receiver) = mpsc::channel(1);
+    let error = sinks::start(
+        &config,
+        SinkContext {
+            name: "archive".into(),
+            items: receiver,
+            stats: Arc::default(),
+        },
+    )
+    .await
+    .expect_err("bad settings refuse the start");
+    let message = error.to_string();
+    assert!(
+        message.contains("sinks.archive.compression_level"),
+        "{message}"
+    );
+    assert!(
+        message.contains("sinks.archive.row_group_rows"),
+        "{message}"
+    );
+    let typo = format!(
+        "type = \"parquet\"\npath = \"{}\"\nmax_file_size = 1",
+        root.path().display()
+    );
+    assert!(toml::from_str::<SinkConfig>(&typo).is_err());
+    let bad_age = format!(
+        "type = \"parquet\"\npath = \"{}\"\nmax_file_age = \"soon\"",
+        root.path().display()
+    );
+    let error = toml::from_str::<SinkConfig>(&bad_age).expect_err("bad duration");
+    assert!(error.to_string().contains("soon"), "{error}");
+}
+
+/// Spark reads every signal's files (slow: about 20 s for the JVM). Run it with
+/// `SLUICE_SPARK_PYTHON=/path/to/python-with-pyspark cargo test -p sluice --test parquet_sink -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pyspark and Java 17: set SLUICE_SPARK_PYTHON"]
+async fn spark_reads_every_signal() {
+    let python = std::env::var_os("SLUICE_SPARK_PYTHON").expect("SLUICE_SPARK_PYTHON is set");
+    let root = tempfile::tempdir().expect("temp dir");
+    let sink = start_sink(&sink_config(root.path(), "")).await;
+    let resource = checkout_resource();
+    let records: Vec<LogRecord> = (0..100).map(|i| log_record(i, &resource)).collect();
+    sink.send(Batch::Logs(LogBatch::from_records(&records)))
+        .await;
+    sink.send(Batch::Metrics(metric_batch())).await;
+    sink.send(Batch::Spans(span_batch(10))).await;
+    sink.close().await;
+    let output = Command::new(python)
+        .arg(support::workspace_root().join("tests/python/spark_read_archive.py"))
+        .arg(root.path())
+        .output()
+        .expect("python starts");
+    assert!(
+        output.status.success(),
+        "spark failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let halves = |n| {
+        counts(&[
+            ("date=2026-11-23/hour=10", n),
+            ("date=2026-11-23/hour=11", n),
+        ])
+    };
+    assert_eq!(read["logs"], halves(50));
+    assert_eq!(read["metrics"], halves(5));
+    assert_eq!(read["traces"], halves(5));
+    assert_eq!(read["checks"]["logs"]["max_index"], json!(99));
+    assert_eq!(read["checks"]["logs"]["traces"], json!(100));
+    assert_eq!(read["checks"]["traces"]["events"], json!(10));
+    assert_eq!(read["checks"]["traces"]["link_kind"], json!("follows"));
+    assert_eq!(read["checks"]["metrics"]["bucket_total"], json!(12));
+    assert_eq!(read["checks"]["metrics"]["p99"], json!(1.5));
 }
