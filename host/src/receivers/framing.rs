@@ -180,7 +180,8 @@ impl PendingLines {
 
     /// When the held lines are due, if any are held.
     pub fn deadline(&self) -> Option<Instant> {
-        self.first_at.map(|first| first + self.flush_after)
+        self.first_at
+            .and_then(|first| first.checked_add(self.flush_after))
     }
 
     /// Takes the held lines as a batch.
