@@ -134,7 +134,13 @@ async fn follows_growth_rotation_and_new_files() {
     writer.write_all(b"a1\na2\n").unwrap();
     let mut running = start(dir.path(), "rotate_wait_ms = 500").await;
     let lines = collect(&mut running.lines, 2).await;
-    assert_eq!(lines, [(path_text(&log), "a1".into()), (path_text(&log), "a2".into())]);
+    assert_eq!(
+        lines,
+        [
+            (path_text(&log), "a1".into()),
+            (path_text(&log), "a2".into())
+        ]
+    );
 
     // Growth.
     writer.write_all(b"a3\n").unwrap();
@@ -307,7 +313,11 @@ async fn partial_lines_wait_and_long_lines_are_skipped() {
         ["", "before", "after \u{fffd}"]
     );
     assert_eq!(
-        running.context.stats.records_malformed.load(Ordering::Relaxed),
+        running
+            .context
+            .stats
+            .records_malformed
+            .load(Ordering::Relaxed),
         1
     );
     stop(running).await;

@@ -296,7 +296,12 @@ async fn http_answers_what_was_accepted_and_what_was_not() {
         .unwrap();
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("max_request_bytes"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_request_bytes")
+    );
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(&vec![b' '; 1 << 20]).unwrap();
     let bomb = encoder.finish().unwrap();
