@@ -1,5 +1,5 @@
-//! `sluice run` and `sluice validate` driven as an operator would: the default config, stdin in,
-//! stdout out, and configs broken in each way `validate` must catch.
+//! `sluice run` and `sluice validate` driven as an operator would: a config file, input on
+//! stdin, output in a file, and configs broken in each way `validate` must catch.
 
 mod support;
 
@@ -18,10 +18,44 @@ fn sluice() -> Command {
 }
 
 #[test]
-fn default_pipeline_parses_filters_and_redacts_stdin() {
-    plugin_wasm("json-parser");
+fn stdin_pipeline_parses_filters_redacts_and_writes_the_file_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out/records.jsonl");
+    let config = format!(
+        r#"
+[receivers.in]
+type = "stdin"
+
+[plugins.json]
+path = "{parser}"
+config = {{ timestamp_field = "timestamp", severity_field = "level", message_field = "message" }}
+
+[plugins.sev]
+path = "{filter}"
+config = {{ min_severity = "info" }}
+
+[plugins.redact]
+path = "{redact}"
+
+[pipelines.main]
+receivers = ["in"]
+stages = ["json", "sev", "redact"]
+sinks = ["out"]
+
+[sinks.out]
+type = "file"
+path = "{out}"
+"#,
+        parser = plugin_wasm("json-parser").display(),
+        filter = plugin_wasm("severity-filter").display(),
+        redact = plugin_wasm("redact").display(),
+        out = out.display(),
+    );
+    let config_path = dir.path().join("sluice.toml");
+    std::fs::write(&config_path, config).unwrap();
     let mut child = sluice()
         .arg("run")
+        .arg(&config_path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -42,11 +76,13 @@ fn default_pipeline_parses_filters_and_redacts_stdin() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records[0]["signal"], "logs");
     assert_eq!(records[0]["timestamp"], "2026-11-23T10:00:00.000000000Z");
     assert_eq!(records[0]["severity_number"], 17);
     assert!(
@@ -68,9 +104,10 @@ fn default_pipeline_parses_filters_and_redacts_stdin() {
     );
     assert_eq!(records[2]["attributes"]["order.id"], 42);
     assert!(
-        stderr.contains("3 records out, 1 dropped by filters"),
+        stderr.contains("pipeline main: 4 in, 3 out, 1 dropped by filters"),
         "{stderr}"
     );
+    assert!(stderr.contains("sink out: 3 written"), "{stderr}");
 }
 
 #[test]
@@ -78,45 +115,108 @@ fn validate_accepts_the_default_config() {
     let output = sluice().arg("validate").output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("json-parser (parser) → severity-filter (filter) → redact (filter) → error-burst (detector)"), "{stderr}");
+    assert!(
+        stderr.contains("pipeline logs: [otlp, json-lines] → [json-parser (parser) → severity-filter (filter) → redact (filter) → error-burst (detector)] → [archive]"),
+        "{stderr}"
+    );
 }
 
-fn validate(config: &str) -> String {
+/// Runs `sluice CMD` on a config that must be refused; returns what it printed.
+fn refused(command: &str, config: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sluice.toml");
     std::fs::write(&path, config).unwrap();
-    let output = sluice().arg("validate").arg(&path).output().unwrap();
+    let output = sluice().arg(command).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(
         output.status.code(),
         Some(2),
-        "validate accepted:\n{config}"
+        "{command} accepted:\n{config}\n{stderr}"
     );
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    stderr
+}
+
+/// A valid config with `extra` appended (TOML tables may come in any order).
+fn config_with(extra: &str) -> String {
+    format!(
+        r#"
+[receivers.in]
+type = "stdin"
+
+[plugins.json]
+path = "{parser}"
+
+[plugins.sev]
+path = "{filter}"
+
+[sinks.out]
+type = "stdout"
+{extra}
+"#,
+        parser = plugin_wasm("json-parser").display(),
+        filter = plugin_wasm("severity-filter").display(),
+    )
 }
 
 #[test]
-fn validate_reports_each_class_of_error() {
-    let parser = plugin_wasm("json-parser").display().to_string();
-    let filter = plugin_wasm("severity-filter").display().to_string();
-
-    let unknown_stage = validate(&format!(
-        "[pipeline]\nstages = [\"json\", \"nope\"]\n[plugins.json]\npath = \"{parser}\"\n"
-    ));
-    assert!(
-        unknown_stage.contains("names `nope`, which no [plugins.nope] table defines"),
-        "{unknown_stage}"
+fn validate_reports_every_problem_with_its_location() {
+    let many = refused(
+        "validate",
+        &config_with(
+            r#"
+[pipelines.main]
+receivers = ["in", "nowhere"]
+stages = ["json", "nope"]
+sinks = ["out", "missing"]
+alerts = ["gone"]
+[[pipelines.main.routes]]
+sinks = ["out"]
+min_severity = "loud"
+"#,
+        ),
     );
+    for expected in [
+        "pipelines.main.receivers[1]: unknown receiver `nowhere`",
+        "pipelines.main.stages[1]: unknown plugin `nope`",
+        "pipelines.main.sinks[1]: unknown sink `missing`",
+        "pipelines.main.alerts[0]: unknown sink `gone`",
+        "pipelines.main.routes[0].min_severity: `loud` is not a severity",
+    ] {
+        assert!(many.contains(expected), "missing {expected:?} in:\n{many}");
+    }
+}
 
-    let typo = validate(&format!(
-        "[pipeline]\nstages = [\"json\"]\nbatch_sise = 3\n[plugins.json]\npath = \"{parser}\"\n"
-    ));
-    assert!(typo.contains("unknown field `batch_sise`"), "{typo}");
+#[test]
+fn validate_reports_syntax_typos_and_bad_addresses_with_their_line() {
+    let typo = refused(
+        "validate",
+        &config_with("[pipelines.main]\nreceivers = [\"in\"]\nsinks = [\"out\"]\nsinkz = [1]\n"),
+    );
+    assert!(typo.contains("unknown field `sinkz`"), "{typo}");
 
-    let bad_plugin_config = validate(&format!(
-        "[pipeline]\nstages = [\"json\", \"sev\"]\n[plugins.json]\npath = \"{parser}\"\n[plugins.sev]\npath = \"{filter}\"\nconfig = {{ min_severity = \"loud\" }}\n"
-    ));
+    let address = refused(
+        "validate",
+        &config_with(
+            "[receivers.net]\ntype = \"otlp\"\ngrpc = \"127.0.0.1:99999\"\n[pipelines.main]\nreceivers = [\"in\"]\nsinks = [\"out\"]\n",
+        ),
+    );
+    assert!(address.contains("line "), "{address}");
+    assert!(address.contains("invalid socket address"), "{address}");
+}
+
+#[test]
+fn validate_loads_every_plugin_and_reports_its_refusal() {
+    let pipeline =
+        "[pipelines.main]\nreceivers = [\"in\"]\nstages = [\"json\", \"sev\"]\nsinks = [\"out\"]\n";
+    let bad_plugin_config = refused(
+        "validate",
+        &config_with(pipeline).replace(
+            "[plugins.sev]\n",
+            "[plugins.sev]\nconfig = { min_severity = \"loud\" }\n",
+        ),
+    );
     assert!(
-        bad_plugin_config.contains("plugin `sev`"),
+        bad_plugin_config.contains("pipelines.main.stages[1]: plugin `sev`"),
         "{bad_plugin_config}"
     );
     assert!(
@@ -125,25 +225,56 @@ fn validate_reports_each_class_of_error() {
     );
     assert!(bad_plugin_config.contains("loud"), "{bad_plugin_config}");
 
-    let wrong_pin = validate(&format!(
-        "[pipeline]\nstages = [\"json\"]\n[plugins.json]\npath = \"{parser}\"\nsha256 = \"{}\"\n",
-        "0".repeat(64)
-    ));
+    let wrong_pin = refused(
+        "validate",
+        &config_with(pipeline).replace(
+            "[plugins.json]\n",
+            &format!("[plugins.json]\nsha256 = \"{}\"\n", "0".repeat(64)),
+        ),
+    );
     assert!(wrong_pin.contains("sha256 mismatch"), "{wrong_pin}");
 
-    let missing_file = validate(
-        "[pipeline]\nstages = [\"json\"]\n[plugins.json]\npath = \"/nonexistent/x.wasm\"\n",
+    let missing_file = refused(
+        "validate",
+        &config_with(pipeline).replace(
+            &plugin_wasm("json-parser").display().to_string(),
+            "/nonexistent/x.wasm",
+        ),
     );
     assert!(
         missing_file.contains("loading plugin `json` from /nonexistent/x.wasm"),
         "{missing_file}"
     );
 
-    let parser_not_first = validate(&format!(
-        "[pipeline]\nstages = [\"sev\", \"json\"]\n[plugins.json]\npath = \"{parser}\"\n[plugins.sev]\npath = \"{filter}\"\n"
-    ));
+    let parser_not_first = refused(
+        "validate",
+        &config_with(&pipeline.replace("[\"json\", \"sev\"]", "[\"sev\", \"json\"]")),
+    );
     assert!(
         parser_not_first.contains("a parser must be the first stage"),
         "{parser_not_first}"
     );
+
+    let alerts_to_records = refused(
+        "validate",
+        &config_with(&format!(
+            "{pipeline}[sinks.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n"
+        ))
+        .replace("sinks = [\"out\"]", "sinks = [\"hook\"]"),
+    );
+    assert!(
+        alerts_to_records.contains("sink `hook` takes only alerts"),
+        "{alerts_to_records}"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_opening_any_port() {
+    let port = support::free_port();
+    let config = config_with(&format!(
+        "[receivers.net]\ntype = \"otlp\"\ngrpc = \"127.0.0.1:{port}\"\n[pipelines.main]\nreceivers = [\"in\", \"net\"]\nstages = [\"nope\"]\nsinks = [\"out\"]\n"
+    ));
+    let stderr = refused("run", &config);
+    assert!(stderr.contains("unknown plugin `nope`"), "{stderr}");
+    assert!(!stderr.contains("running"), "{stderr}");
 }

@@ -7,9 +7,10 @@
 pub mod alerts;
 pub mod cli;
 pub mod config;
+pub mod gateway;
+pub mod intake;
 pub mod model;
 pub mod pipeline;
-pub mod runtime;
-pub mod intake;
 pub mod receivers;
+pub mod runtime;
 pub mod sinks;

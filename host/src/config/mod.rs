@@ -1,4 +1,25 @@
 //! The gateway's configuration: one TOML file, checked whole before anything starts.
+//!
+//! ```toml
+//! [receivers.otlp]            # where data comes in
+//! type = "otlp"
+//! grpc = "127.0.0.1:4317"
+//!
+//! [plugins.severity-filter]   # WASM plugins, by name
+//! path = "severity_filter.wasm"
+//! config = { min_severity = "info" }
+//!
+//! [pipelines.default]         # receivers → stages → sinks
+//! receivers = ["otlp"]
+//! stages = ["severity-filter"]
+//! sinks = ["archive"]
+//!
+//! [sinks.archive]             # where data goes out
+//! type = "parquet"
+//! path = "./data/archive"
+//! ```
+
+mod pipeline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,7 +27,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub use pipeline::{PipelineConfig, RouteConfig, severity_from_name};
+
+use crate::receivers::ReceiverConfig;
 use crate::runtime::PluginSpec;
+use crate::sinks::SinkConfig;
 
 /// The embedded default config (`conf/sluice.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../../conf/sluice.toml");
@@ -19,33 +44,32 @@ pub struct GatewayConfig {
     /// workspace's `target/wasm32-wasip2/plugin`.
     #[serde(default)]
     pub plugin_dir: Option<PathBuf>,
-    /// The pipeline records go through.
-    pub pipeline: PipelineConfig,
+    /// Receivers by name.
+    #[serde(default)]
+    pub receivers: BTreeMap<String, ReceiverConfig>,
     /// Plugins by name.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginSpec>,
+    /// Pipelines by name.
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    /// Sinks by name.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// Batches in flight between receivers and pipelines. Default 64.
+    #[serde(default = "default_intake_capacity")]
+    pub intake_capacity: usize,
+    /// Items queued per sink. Default 64.
+    #[serde(default = "default_sink_queue")]
+    pub sink_queue: usize,
 }
 
-/// The pipeline: plugins in order.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineConfig {
-    /// Plugin names: at most one parser first, then filters, then detectors.
-    pub stages: Vec<String>,
-    /// Lines per batch. Default 1024.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Flush a partial batch after this many milliseconds. Default 200.
-    #[serde(default = "default_flush_ms")]
-    pub flush_ms: u64,
+fn default_intake_capacity() -> usize {
+    64
 }
 
-fn default_batch_size() -> usize {
-    1024
-}
-
-fn default_flush_ms() -> u64 {
-    200
+fn default_sink_queue() -> usize {
+    64
 }
 
 fn default_plugin_dir() -> PathBuf {
@@ -58,7 +82,8 @@ fn default_plugin_dir() -> PathBuf {
 
 impl GatewayConfig {
     /// Parses a config; `origin` names it in errors. Plugin paths are resolved and names filled
-    /// in; references are checked (the plugins themselves are checked by loading them).
+    /// in; every reference and setting is checked and every problem reported at once, each with
+    /// its location (the plugins themselves are checked by loading them).
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<GatewayConfig> {
         let mut config: GatewayConfig =
             toml::from_str(text).with_context(|| format!("{origin}: invalid config"))?;
@@ -69,19 +94,39 @@ impl GatewayConfig {
                 spec.path = plugin_dir.join(&spec.path);
             }
         }
-        let mut problems = Vec::new();
-        for stage in &config.pipeline.stages {
-            if !config.plugins.contains_key(stage) {
-                problems.push(format!("{origin}: pipeline.stages names `{stage}`, which no [plugins.{stage}] table defines"));
-            }
-        }
-        if config.pipeline.batch_size == 0 {
-            problems.push(format!("{origin}: pipeline.batch_size must be at least 1"));
-        }
+        let problems: Vec<String> = config
+            .problems()
+            .into_iter()
+            .map(|problem| format!("{origin}: {problem}"))
+            .collect();
         if !problems.is_empty() {
             bail!("{}", problems.join("\n"));
         }
         Ok(config)
+    }
+
+    /// Every problem references and settings have, each starting with its location.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.pipelines.is_empty() {
+            problems.push("no [pipelines.NAME] table: nothing would flow".to_owned());
+        }
+        if self.intake_capacity == 0 {
+            problems.push("intake_capacity: must be at least 1".to_owned());
+        }
+        if self.sink_queue == 0 {
+            problems.push("sink_queue: must be at least 1".to_owned());
+        }
+        for (name, receiver) in &self.receivers {
+            receiver.check(&format!("receivers.{name}"), &mut problems);
+        }
+        for (name, sink) in &self.sinks {
+            sink.check(&format!("sinks.{name}"), &mut problems);
+        }
+        for (name, pipeline) in &self.pipelines {
+            pipeline.check(&format!("pipelines.{name}"), self, &mut problems);
+        }
+        problems
     }
 
     /// Reads and parses a config file.

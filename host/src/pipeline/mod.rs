@@ -1,135 +1,205 @@
-//! A pipeline: raw lines → parser → filters → detectors, each stage a plugin sandbox. Records a
-//! filter drops are counted; dead-lettered batches and alerts come out beside the records.
+//! Pipelines: batches from receivers → plugin stages → routes → sinks.
+//!
+//! Each pipeline runs on its own thread (plugin calls are synchronous and CPU-bound), takes
+//! batches from its input queue, runs them through its [`Stages`], splits the output between its
+//! sinks with its [`Router`], and sends alerts and dead letters where its config says. Records a
+//! filter drops and records no route takes are counted, never lost silently.
+
+mod routing;
+mod stages;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use tokio::sync::mpsc;
+
+pub use routing::{Routed, Router};
+pub use stages::{StageOutput, Stages};
 
 use crate::alerts::Alert;
-use crate::config::GatewayConfig;
-use crate::model::{LogBatch, Resource, StringColumn};
-use crate::runtime::{PluginEngine, PluginKind, Sandbox};
+use crate::model::{AttributeValue, Batch, LogBatch, RecordChange, RecordEdit};
+use crate::runtime::now_nanos;
+use crate::sinks::SinkItem;
 
-/// What one batch produced.
+/// Attribute set on dead-lettered records: the plugin that faulted on them.
+pub const DEAD_LETTER_PLUGIN_ATTRIBUTE: &str = "sluice.dead_letter.plugin";
+
+/// How often detectors get a tick.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// Counters of one pipeline.
 #[derive(Debug, Default)]
-pub struct PipelineOutput {
-    /// Records that came through every stage.
-    pub records: LogBatch,
-    /// Batches a plugin faulted on under the `dead-letter` policy, with the plugin's name.
-    pub dead_letters: Vec<(String, LogBatch)>,
-    /// Alerts from detectors and about plugins.
-    pub alerts: Vec<Alert>,
+pub struct PipelineStats {
+    /// Batches taken from the input queue.
+    pub batches_in: AtomicU64,
+    /// Records, points, spans or lines taken in.
+    pub records_in: AtomicU64,
+    /// Records that came out of the stages.
+    pub records_out: AtomicU64,
     /// Records dropped by filters or fault policies.
-    pub dropped: usize,
+    pub records_dropped: AtomicU64,
+    /// Records sent to the dead-letter sink (or logged when there is none).
+    pub records_dead_lettered: AtomicU64,
+    /// Records no route took.
+    pub records_unrouted: AtomicU64,
+    /// Alerts raised.
+    pub alerts: AtomicU64,
 }
 
-/// The stages of one pipeline.
+fn add(counter: &AtomicU64, count: usize) {
+    counter.fetch_add(count as u64, Ordering::Relaxed);
+}
+
+/// Where a pipeline's output goes, as indices into the gateway's sink queues.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// Sinks of the pipeline's alerts.
+    pub alerts: Vec<usize>,
+    /// Sink of dead-lettered batches.
+    pub dead_letter: Option<usize>,
+}
+
+/// One running pipeline.
 pub struct Pipeline {
-    parser: Option<Sandbox>,
-    filters: Vec<Sandbox>,
-    detectors: Vec<Sandbox>,
-    resource: Arc<Resource>,
+    name: Arc<str>,
+    stages: Stages,
+    router: Router,
+    outputs: Outputs,
+    stats: Arc<PipelineStats>,
 }
 
 impl Pipeline {
-    /// Loads every plugin of the pipeline and runs its `init`; any problem refuses the whole
-    /// pipeline, with every problem listed.
-    pub fn build(engine: &PluginEngine, config: &GatewayConfig) -> anyhow::Result<Pipeline> {
-        let mut pipeline = Pipeline {
-            parser: None,
-            filters: Vec::new(),
-            detectors: Vec::new(),
-            resource: Arc::new(Resource::default()),
-        };
-        let mut problems = Vec::new();
-        for (position, name) in config.pipeline.stages.iter().enumerate() {
-            let Some(spec) = config.plugins.get(name) else {
-                problems.push(format!("pipeline stage `{name}` is not defined"));
+    /// A pipeline from its loaded stages, compiled routes and outputs.
+    pub fn new(name: &str, stages: Stages, router: Router, outputs: Outputs) -> Pipeline {
+        Pipeline {
+            name: name.into(),
+            stages,
+            router,
+            outputs,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The pipeline's counters.
+    pub fn stats(&self) -> Arc<PipelineStats> {
+        self.stats.clone()
+    }
+
+    /// The plugin stages, for their counters.
+    pub fn stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    /// Runs one batch; returns what goes to which sink.
+    pub fn process(&mut self, batch: Batch) -> Vec<(usize, SinkItem)> {
+        add(&self.stats.batches_in, 1);
+        add(&self.stats.records_in, batch.len());
+        let output = self.stages.process(batch);
+        add(&self.stats.records_dropped, output.dropped);
+        let mut deliveries = Vec::new();
+        for (plugin, dead) in output.dead_letters {
+            self.dead_letter(&plugin, dead, &mut deliveries);
+        }
+        self.alerts(output.alerts, &mut deliveries);
+        if let Some(batch) = output.batch {
+            add(&self.stats.records_out, batch.len());
+            let routed = self.router.route(batch);
+            if routed.unrouted > 0 {
+                add(&self.stats.records_unrouted, routed.unrouted);
+                tracing::debug!(pipeline = %self.name, records = routed.unrouted, "records matched no route");
+            }
+            deliveries.extend(
+                routed
+                    .deliveries
+                    .into_iter()
+                    .map(|(sink, part)| (sink, SinkItem::Batch(part))),
+            );
+        }
+        deliveries
+    }
+
+    /// Advances detectors' clocks; returns their alerts' deliveries.
+    pub fn tick(&mut self, now: i64) -> Vec<(usize, SinkItem)> {
+        let mut deliveries = Vec::new();
+        let alerts = self.stages.tick(now);
+        self.alerts(alerts, &mut deliveries);
+        deliveries
+    }
+
+    fn alerts(&self, alerts: Vec<Alert>, deliveries: &mut Vec<(usize, SinkItem)>) {
+        add(&self.stats.alerts, alerts.len());
+        for alert in alerts {
+            if self.outputs.alerts.is_empty() {
+                tracing::warn!(pipeline = %self.name, alert = ?alert, "alert (no alert sink configured)");
                 continue;
-            };
-            let sandbox = match engine.load(spec).and_then(Sandbox::new) {
-                Ok(sandbox) => sandbox,
-                Err(error) => {
-                    problems.push(format!("{error:#}"));
-                    continue;
-                }
-            };
-            let kind = sandbox.plugin().kind;
-            match kind {
-                PluginKind::Parser if position == 0 => pipeline.parser = Some(sandbox),
-                PluginKind::Parser => problems.push(format!(
-                    "stage `{name}` is a parser: a parser must be the first stage"
-                )),
-                PluginKind::Filter if !pipeline.detectors.is_empty() => problems.push(format!(
-                    "stage `{name}` is a filter after a detector: filters come before detectors"
-                )),
-                PluginKind::Filter => pipeline.filters.push(sandbox),
-                PluginKind::Detector => pipeline.detectors.push(sandbox),
+            }
+            let alert = Arc::new(alert);
+            for &sink in &self.outputs.alerts {
+                deliveries.push((sink, SinkItem::Alert(alert.clone())));
             }
         }
-        if pipeline.parser.is_none() {
-            problems
-                .push("the pipeline reads raw lines, so its first stage must be a parser".into());
-        }
-        if !problems.is_empty() {
-            bail!("{}", problems.join("\n"));
-        }
-        Ok(pipeline)
     }
 
-    /// All sandboxes, for their counters.
-    pub fn sandboxes(&self) -> impl Iterator<Item = &Sandbox> {
-        self.parser
-            .iter()
-            .chain(&self.filters)
-            .chain(&self.detectors)
-    }
-
-    /// Runs raw lines from `source` through every stage.
-    pub fn process_lines(&mut self, lines: &StringColumn, source: &str) -> PipelineOutput {
-        let mut output = PipelineOutput::default();
-        let Some(parser) = self.parser.as_mut() else {
-            return output;
+    fn dead_letter(&self, plugin: &str, batch: LogBatch, deliveries: &mut Vec<(usize, SinkItem)>) {
+        add(&self.stats.records_dead_lettered, batch.len());
+        let Some(sink) = self.outputs.dead_letter else {
+            tracing::warn!(pipeline = %self.name, plugin, records = batch.len(), "dead-lettered records (no dead_letter sink configured): they are dropped");
+            return;
         };
-        let parsed = parser.parse(lines, source, crate::runtime::now_nanos(), &self.resource);
-        output.dropped += parsed.dropped;
-        if let Some(dead) = parsed.dead_letter {
-            output
-                .dead_letters
-                .push((parser.plugin().spec.name.clone(), dead));
-        }
-        output.alerts.extend(parser.take_alerts());
-        let mut batch = parsed.output;
-        for filter in &mut self.filters {
-            let outcome = filter.filter(batch);
-            output.dropped += outcome.dropped;
-            if let Some(dead) = outcome.dead_letter {
-                output
-                    .dead_letters
-                    .push((filter.plugin().spec.name.clone(), dead));
-            }
-            output.alerts.extend(filter.take_alerts());
-            batch = outcome.output;
-        }
-        if !batch.is_empty() {
-            let shared = Arc::new(batch);
-            for detector in &mut self.detectors {
-                output.alerts.extend(detector.observe(&shared).alerts);
-                output.alerts.extend(detector.take_alerts());
-            }
-            batch = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
-        }
-        output.records = batch;
-        output
+        let edits: Vec<RecordEdit> = (0..batch.len() as u32)
+            .map(|index| RecordEdit {
+                index,
+                change: RecordChange::SetAttribute(
+                    DEAD_LETTER_PLUGIN_ATTRIBUTE.into(),
+                    AttributeValue::from(plugin),
+                ),
+            })
+            .collect();
+        let tagged = batch.select_and_edit(None, &edits);
+        deliveries.push((sink, SinkItem::Batch(Arc::new(Batch::Logs(tagged)))));
     }
+}
 
-    /// Advances detectors' clocks.
-    pub fn tick(&mut self, now: i64) -> Vec<Alert> {
-        let mut alerts = Vec::new();
-        for detector in &mut self.detectors {
-            alerts.extend(detector.tick(now).alerts);
-            alerts.extend(detector.take_alerts());
+/// Runs a pipeline on a thread of its own until its input queue closes, then returns: the sink
+/// senders it holds are dropped with it, so the sinks see their queues close once every
+/// pipeline is done.
+pub fn spawn(
+    mut pipeline: Pipeline,
+    mut input: mpsc::Receiver<Batch>,
+    sinks: Vec<mpsc::Sender<SinkItem>>,
+    runtime: tokio::runtime::Handle,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("pipeline-{}", pipeline.name))
+        .spawn(move || {
+            let mut last_tick = Instant::now();
+            loop {
+                let wait = TICK_EVERY.saturating_sub(last_tick.elapsed());
+                let next =
+                    runtime.block_on(async { tokio::time::timeout(wait, input.recv()).await });
+                let deliveries = match next {
+                    Ok(Some(batch)) => pipeline.process(batch),
+                    Ok(None) => break,
+                    Err(_) => Vec::new(),
+                };
+                send(&pipeline.name, &sinks, deliveries);
+                if last_tick.elapsed() >= TICK_EVERY {
+                    last_tick = Instant::now();
+                    let deliveries = pipeline.tick(now_nanos());
+                    send(&pipeline.name, &sinks, deliveries);
+                }
+            }
+            let deliveries = pipeline.tick(now_nanos());
+            send(&pipeline.name, &sinks, deliveries);
+        })
+}
+
+/// Sends deliveries, waiting for room in each sink's queue (back-pressure).
+fn send(pipeline: &str, sinks: &[mpsc::Sender<SinkItem>], deliveries: Vec<(usize, SinkItem)>) {
+    for (sink, item) in deliveries {
+        if sinks[sink].blocking_send(item).is_err() {
+            tracing::error!(pipeline, sink, "sink queue closed: its task ended early");
         }
-        alerts
     }
 }

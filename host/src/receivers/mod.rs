@@ -10,6 +10,7 @@ pub mod framing;
 pub mod json_lines;
 pub mod otlp;
 pub mod remote_write;
+pub mod stdin;
 pub mod syslog;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub enum ReceiverConfig {
     File(file::FileReceiverConfig),
     /// Prometheus remote-write.
     RemoteWrite(remote_write::RemoteWriteReceiverConfig),
+    /// Lines on the gateway's standard input (for trying pipelines out).
+    Stdin(stdin::StdinReceiverConfig),
 }
 
 impl ReceiverConfig {
@@ -43,9 +46,10 @@ impl ReceiverConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             ReceiverConfig::Otlp(_) => &[Signal::Logs, Signal::Metrics, Signal::Traces],
-            ReceiverConfig::Syslog(_) | ReceiverConfig::JsonLines(_) | ReceiverConfig::File(_) => {
-                &[Signal::Logs]
-            }
+            ReceiverConfig::Syslog(_)
+            | ReceiverConfig::JsonLines(_)
+            | ReceiverConfig::File(_)
+            | ReceiverConfig::Stdin(_) => &[Signal::Logs],
             ReceiverConfig::RemoteWrite(_) => &[Signal::Metrics],
         }
     }
@@ -59,6 +63,7 @@ impl ReceiverConfig {
             ReceiverConfig::JsonLines(config) => config.check(at, problems),
             ReceiverConfig::File(config) => config.check(at, problems),
             ReceiverConfig::RemoteWrite(config) => config.check(at, problems),
+            ReceiverConfig::Stdin(config) => config.check(at, problems),
         }
     }
 }
@@ -125,5 +130,6 @@ pub async fn start(
         ReceiverConfig::JsonLines(config) => json_lines::start(config, context).await,
         ReceiverConfig::File(config) => file::start(config, context).await,
         ReceiverConfig::RemoteWrite(config) => remote_write::start(config, context).await,
+        ReceiverConfig::Stdin(config) => stdin::start(config, context).await,
     }
 }

@@ -1,0 +1,176 @@
+//! `[pipelines.NAME]`: which receivers feed a pipeline, its stages, and where its output goes.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::GatewayConfig;
+use crate::model::Signal;
+
+/// One pipeline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Receivers whose batches enter this pipeline.
+    pub receivers: Vec<String>,
+    /// Signals taken from those receivers. Default: all three.
+    #[serde(default = "all_signals")]
+    pub signals: Vec<Signal>,
+    /// Plugins in the order records meet them: at most one parser first, then filters, then
+    /// detectors. They apply to logs; metrics and spans pass through.
+    #[serde(default)]
+    pub stages: Vec<String>,
+    /// Sinks that receive everything the pipeline outputs (a route without conditions).
+    #[serde(default)]
+    pub sinks: Vec<String>,
+    /// Conditional routes, each to its own sinks; a record goes to every route it matches.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Sinks that receive the alerts of this pipeline's detectors and plugin faults.
+    #[serde(default)]
+    pub alerts: Vec<String>,
+    /// Sink for batches a plugin faulted on under `on_error = "dead-letter"`.
+    #[serde(default)]
+    pub dead_letter: Option<String>,
+}
+
+/// A route: records that match every condition go to `sinks`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Where matching records go.
+    pub sinks: Vec<String>,
+    /// Signals the route takes. Default: all.
+    #[serde(default)]
+    pub signals: Vec<Signal>,
+    /// Logs only: the minimum severity (`trace`, `debug`, `info`, `warn`, `error`, `fatal`, or an
+    /// OpenTelemetry severity number 1–24).
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    /// Resource attributes that must have these values (compared as text).
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
+    /// Record attributes (log records, spans, metric points) that must have these values
+    /// (compared as text).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn all_signals() -> Vec<Signal> {
+    vec![Signal::Logs, Signal::Metrics, Signal::Traces]
+}
+
+/// An OpenTelemetry severity number from a name (`warn`, `ERROR`, …) or a number 1–24.
+pub fn severity_from_name(name: &str) -> Option<u8> {
+    let number = match name.trim().to_ascii_lowercase().as_str() {
+        "trace" => 1,
+        "debug" => 5,
+        "info" => 9,
+        "warn" | "warning" => 13,
+        "error" => 17,
+        "fatal" | "critical" => 21,
+        other => other.parse().ok()?,
+    };
+    (1..=24).contains(&number).then_some(number)
+}
+
+impl PipelineConfig {
+    /// Checks references to receivers, plugins and sinks, pushing problems prefixed with `at`.
+    pub(super) fn check(&self, at: &str, config: &GatewayConfig, problems: &mut Vec<String>) {
+        if self.receivers.is_empty() {
+            problems.push(format!("{at}.receivers: names no receiver"));
+        }
+        for (index, name) in self.receivers.iter().enumerate() {
+            let Some(receiver) = config.receivers.get(name) else {
+                problems.push(format!(
+                    "{at}.receivers[{index}]: unknown receiver `{name}` (no [receivers.{name}])"
+                ));
+                continue;
+            };
+            if !receiver
+                .signals()
+                .iter()
+                .any(|signal| self.signals.contains(signal))
+            {
+                problems.push(format!(
+                    "{at}.receivers[{index}]: receiver `{name}` produces none of this pipeline's signals"
+                ));
+            }
+        }
+        for (index, name) in self.stages.iter().enumerate() {
+            if !config.plugins.contains_key(name) {
+                problems.push(format!(
+                    "{at}.stages[{index}]: unknown plugin `{name}` (no [plugins.{name}])"
+                ));
+            }
+        }
+        if self.sinks.is_empty() && self.routes.is_empty() {
+            problems.push(format!(
+                "{at}: no `sinks` and no `routes`: its output would go nowhere"
+            ));
+        }
+        check_record_sinks(&format!("{at}.sinks"), &self.sinks, config, problems);
+        for (index, route) in self.routes.iter().enumerate() {
+            let at = format!("{at}.routes[{index}]");
+            if route.sinks.is_empty() {
+                problems.push(format!("{at}.sinks: names no sink"));
+            }
+            check_record_sinks(&format!("{at}.sinks"), &route.sinks, config, problems);
+            if let Some(name) = &route.min_severity
+                && severity_from_name(name).is_none()
+            {
+                problems.push(format!(
+                    "{at}.min_severity: `{name}` is not a severity (trace, debug, info, warn, error, fatal or 1-24)"
+                ));
+            }
+            for signal in &route.signals {
+                if !self.signals.contains(signal) {
+                    problems.push(format!(
+                        "{at}.signals: `{signal}` is not one of the pipeline's signals"
+                    ));
+                }
+            }
+        }
+        for (index, name) in self.alerts.iter().enumerate() {
+            match config.sinks.get(name) {
+                None => problems.push(format!(
+                    "{at}.alerts[{index}]: unknown sink `{name}` (no [sinks.{name}])"
+                )),
+                Some(sink) if !sink.accepts().alerts => problems.push(format!(
+                    "{at}.alerts[{index}]: sink `{name}` does not take alerts"
+                )),
+                Some(_) => {}
+            }
+        }
+        if let Some(name) = &self.dead_letter {
+            match config.sinks.get(name) {
+                None => problems.push(format!(
+                    "{at}.dead_letter: unknown sink `{name}` (no [sinks.{name}])"
+                )),
+                Some(sink) if !sink.accepts().records => problems.push(format!(
+                    "{at}.dead_letter: sink `{name}` does not take records"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+fn check_record_sinks(
+    at: &str,
+    sinks: &[String],
+    config: &GatewayConfig,
+    problems: &mut Vec<String>,
+) {
+    for (index, name) in sinks.iter().enumerate() {
+        match config.sinks.get(name) {
+            None => problems.push(format!(
+                "{at}[{index}]: unknown sink `{name}` (no [sinks.{name}])"
+            )),
+            Some(sink) if !sink.accepts().records => problems.push(format!(
+                "{at}[{index}]: sink `{name}` takes only alerts; list it under `alerts`"
+            )),
+            Some(_) => {}
+        }
+    }
+}

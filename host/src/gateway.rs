@@ -1,0 +1,295 @@
+//! The running gateway: sinks, pipelines, the dispatcher between the intake and the pipelines,
+//! and receivers, started in that order (so nothing is accepted before it has somewhere to go)
+//! and stopped in the reverse order (so everything accepted is written out).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GatewayConfig;
+use crate::intake::{Envelope, Intake};
+use crate::model::{Batch, Signal};
+use crate::pipeline::{self, Outputs, Pipeline, PipelineStats, Router, Stages};
+use crate::receivers::{self, ReceiverContext, ReceiverStats};
+use crate::runtime::PluginEngine;
+use crate::sinks::{self, SinkContext, SinkStats};
+
+/// Per receiver name: the input queues of the pipelines it feeds, with the signals each takes.
+type PipelineInputs = BTreeMap<String, Vec<(Vec<Signal>, mpsc::Sender<Batch>)>>;
+
+/// A config with every plugin loaded and initialised: what `validate` checks and `run` starts.
+pub struct Prepared {
+    config: GatewayConfig,
+    pipelines: Vec<(String, Pipeline)>,
+}
+
+impl Prepared {
+    /// Loads every pipeline's plugins (running their `init`) and compiles the routes. Nothing is
+    /// opened or bound. Every problem is reported, each with its location.
+    pub fn new(config: GatewayConfig, engine: &PluginEngine) -> anyhow::Result<Prepared> {
+        let sink_names: Vec<&String> = config.sinks.keys().collect();
+        let sink_index = |name: &str| {
+            sink_names
+                .iter()
+                .position(|sink| sink.as_str() == name)
+                .expect("config checked that sinks exist")
+        };
+        let mut pipelines = Vec::new();
+        let mut problems = Vec::new();
+        for (name, pipeline) in &config.pipelines {
+            let at = format!("pipelines.{name}.stages");
+            match Stages::build(engine, &at, &pipeline.stages, &config.plugins) {
+                Ok(stages) => {
+                    let router = Router::new(pipeline, sink_index);
+                    let outputs = Outputs {
+                        alerts: pipeline
+                            .alerts
+                            .iter()
+                            .map(|name| sink_index(name))
+                            .collect(),
+                        dead_letter: pipeline.dead_letter.as_deref().map(sink_index),
+                    };
+                    pipelines.push((name.clone(), Pipeline::new(name, stages, router, outputs)));
+                }
+                Err(error) => problems.push(format!("{error:#}")),
+            }
+        }
+        if !problems.is_empty() {
+            anyhow::bail!("{}", problems.join("\n"));
+        }
+        Ok(Prepared { config, pipelines })
+    }
+
+    /// One line per pipeline: receivers → stages → sinks.
+    pub fn describe(&self) -> Vec<String> {
+        self.pipelines
+            .iter()
+            .map(|(name, pipeline)| {
+                let config = &self.config.pipelines[name];
+                let stages: Vec<String> = pipeline
+                    .stages()
+                    .sandboxes()
+                    .map(|sandbox| {
+                        format!("{} ({})", sandbox.plugin().spec.name, sandbox.plugin().kind)
+                    })
+                    .collect();
+                let mut sinks = config.sinks.clone();
+                sinks.extend(config.routes.iter().flat_map(|route| route.sinks.clone()));
+                sinks.dedup();
+                format!(
+                    "pipeline {name}: [{}] → [{}] → [{}]",
+                    config.receivers.join(", "),
+                    stages.join(" → "),
+                    sinks.join(", ")
+                )
+            })
+            .collect()
+    }
+}
+
+/// Counters of every part, by name.
+#[derive(Default)]
+pub struct GatewayStats {
+    /// Per receiver.
+    pub receivers: BTreeMap<String, Arc<ReceiverStats>>,
+    /// Per pipeline.
+    pub pipelines: BTreeMap<String, Arc<PipelineStats>>,
+    /// Per sink.
+    pub sinks: BTreeMap<String, Arc<SinkStats>>,
+}
+
+/// A started gateway.
+pub struct Gateway {
+    shutdown: CancellationToken,
+    receivers_stopped: CancellationToken,
+    receiver_tasks: Vec<JoinHandle<()>>,
+    dispatcher: JoinHandle<()>,
+    pipeline_threads: Vec<std::thread::JoinHandle<()>>,
+    sink_tasks: Vec<(String, JoinHandle<()>)>,
+    stats: GatewayStats,
+}
+
+impl Gateway {
+    /// Starts sinks, pipelines and receivers. A sink that cannot open or a receiver that cannot
+    /// bind stops the start with an error naming it; what had started is stopped again.
+    pub async fn start(prepared: Prepared) -> anyhow::Result<Gateway> {
+        let Prepared { config, pipelines } = prepared;
+        let mut stats = GatewayStats::default();
+        let shutdown = CancellationToken::new();
+        let receivers_stopped = CancellationToken::new();
+
+        let mut sink_senders = Vec::new();
+        let mut sink_tasks = Vec::new();
+        for (name, sink) in &config.sinks {
+            let (sender, items) = mpsc::channel(config.sink_queue);
+            let sink_stats = Arc::new(SinkStats::default());
+            let context = SinkContext {
+                name: name.as_str().into(),
+                items,
+                stats: sink_stats.clone(),
+            };
+            let task = sinks::start(sink, context)
+                .await
+                .with_context(|| format!("sinks.{name}: cannot start"))?;
+            stats.sinks.insert(name.clone(), sink_stats);
+            sink_senders.push(sender);
+            sink_tasks.push((name.clone(), task));
+        }
+
+        let runtime = tokio::runtime::Handle::current();
+        let mut routes = PipelineInputs::new();
+        let mut pipeline_threads = Vec::new();
+        for (name, pipeline) in pipelines {
+            let pipeline_config = &config.pipelines[&name];
+            let (sender, input) = mpsc::channel(4);
+            for receiver in &pipeline_config.receivers {
+                routes
+                    .entry(receiver.clone())
+                    .or_default()
+                    .push((pipeline_config.signals.clone(), sender.clone()));
+            }
+            stats.pipelines.insert(name.clone(), pipeline.stats());
+            let thread = pipeline::spawn(pipeline, input, sink_senders.clone(), runtime.clone())
+                .with_context(|| format!("pipelines.{name}: cannot start its thread"))?;
+            pipeline_threads.push(thread);
+        }
+        drop(sink_senders);
+
+        let (intake, envelopes) = Intake::new(config.intake_capacity, Duration::from_secs(5));
+        let dispatcher = tokio::spawn(dispatch(envelopes, routes, receivers_stopped.clone()));
+
+        let mut gateway = Gateway {
+            shutdown,
+            receivers_stopped,
+            receiver_tasks: Vec::new(),
+            dispatcher,
+            pipeline_threads,
+            sink_tasks,
+            stats,
+        };
+        for (name, receiver) in &config.receivers {
+            let receiver_stats = Arc::new(ReceiverStats::default());
+            let context = ReceiverContext {
+                name: name.as_str().into(),
+                intake: intake.clone(),
+                shutdown: gateway.shutdown.clone(),
+                stats: receiver_stats.clone(),
+            };
+            match receivers::start(receiver, context).await {
+                Ok(tasks) => gateway.receiver_tasks.extend(tasks),
+                Err(error) => {
+                    gateway.stop(Duration::from_secs(5)).await;
+                    return Err(error.context(format!("receivers.{name}: cannot start")));
+                }
+            }
+            gateway.stats.receivers.insert(name.clone(), receiver_stats);
+        }
+        Ok(gateway)
+    }
+
+    /// The counters of every part.
+    pub fn stats(&self) -> &GatewayStats {
+        &self.stats
+    }
+
+    /// Resolves when every receiver task has ended by itself (only finite inputs end).
+    /// Never resolves when there is no receiver. Cancel-safe: tasks still running stay for
+    /// [`stop`](Self::stop).
+    pub async fn receivers_finished(&mut self) {
+        if self.receiver_tasks.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        while let Some(task) = self.receiver_tasks.last_mut() {
+            let _ = task.await;
+            self.receiver_tasks.pop();
+        }
+    }
+
+    /// Stops receiving, then lets everything accepted flow out through the pipelines and sinks.
+    /// Parts still busy after `timeout` are abandoned (with an error log).
+    pub async fn stop(self, timeout: Duration) {
+        let Gateway {
+            shutdown,
+            receivers_stopped,
+            receiver_tasks,
+            dispatcher,
+            pipeline_threads,
+            sink_tasks,
+            ..
+        } = self;
+        shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + timeout;
+        for task in receiver_tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::error!("a receiver did not stop in time");
+            }
+        }
+        receivers_stopped.cancel();
+        if tokio::time::timeout_at(deadline, dispatcher).await.is_err() {
+            tracing::error!("the dispatcher did not drain in time");
+        }
+        let threads = tokio::task::spawn_blocking(move || {
+            for thread in pipeline_threads {
+                let _ = thread.join();
+            }
+        });
+        if tokio::time::timeout_at(deadline, threads).await.is_err() {
+            tracing::error!("a pipeline did not finish in time");
+        }
+        for (name, task) in sink_tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::error!(sink = %name, "sink did not flush in time");
+            }
+        }
+    }
+}
+
+/// Hands each envelope to the pipelines its receiver feeds (for its signal). Ends once the
+/// receivers have stopped and the intake is drained.
+async fn dispatch(
+    mut envelopes: mpsc::Receiver<Envelope>,
+    routes: PipelineInputs,
+    receivers_stopped: CancellationToken,
+) {
+    loop {
+        let envelope = tokio::select! {
+            envelope = envelopes.recv() => envelope,
+            () = receivers_stopped.cancelled() => {
+                envelopes.close();
+                envelopes.recv().await
+            }
+        };
+        let Some(Envelope { receiver, batch }) = envelope else {
+            break;
+        };
+        let signal = batch.signal();
+        let targets: Vec<&mpsc::Sender<Batch>> = routes
+            .get(&*receiver)
+            .into_iter()
+            .flatten()
+            .filter(|(signals, _)| signals.contains(&signal))
+            .map(|(_, sender)| sender)
+            .collect();
+        if targets.is_empty() {
+            tracing::debug!(%receiver, %signal, "no pipeline takes this signal from this receiver");
+            continue;
+        }
+        let last = targets.len() - 1;
+        let mut batch = Some(batch);
+        for (index, target) in targets.into_iter().enumerate() {
+            let part = if index == last {
+                batch.take().expect("moved once, at the last target")
+            } else {
+                batch.clone().expect("present until the last target")
+            };
+            if target.send(part).await.is_err() {
+                tracing::error!(%receiver, "a pipeline ended early");
+            }
+        }
+    }
+}
