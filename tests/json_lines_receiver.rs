@@ -27,16 +27,6 @@ struct Running {
 }
 
 async fn start(extra: &str, intake: (Intake, mpsc::Receiver<Envelope>)) -> Running {
-    let tcp: SocketAddr = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
-    let config: ReceiverConfig = toml::from_str(&format!(
-        "type = \"json_lines\"\ntcp = \"{tcp}\"\nhttp = \"{http}\"\n{extra}"
-    ))
-    .unwrap();
     let (intake, batches) = intake;
     let context = ReceiverContext {
         name: Arc::from("jsonl"),
@@ -44,16 +34,34 @@ async fn start(extra: &str, intake: (Intake, mpsc::Receiver<Envelope>)) -> Runni
         shutdown: CancellationToken::new(),
         stats: Arc::new(ReceiverStats::default()),
     };
-    let tasks = sluice::receivers::start(&config, context.clone())
-        .await
+    // A port found free may be taken before the receiver binds it (by another test's client
+    // connection): try other ports then.
+    for _ in 0..5 {
+        let tcp: SocketAddr = format!("127.0.0.1:{}", support::free_port())
+            .parse()
+            .unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", support::free_port())
+            .parse()
+            .unwrap();
+        let config: ReceiverConfig = toml::from_str(&format!(
+            "type = \"json_lines\"\ntcp = \"{tcp}\"\nhttp = \"{http}\"\n{extra}"
+        ))
         .unwrap();
-    Running {
-        batches,
-        context,
-        tasks,
-        tcp,
-        http,
+        match sluice::receivers::start(&config, context.clone()).await {
+            Ok(tasks) => {
+                return Running {
+                    batches,
+                    context,
+                    tasks,
+                    tcp,
+                    http,
+                };
+            }
+            Err(error) if error.to_string().contains("in use") => continue,
+            Err(error) => panic!("{error:#}"),
+        }
     }
+    panic!("no free ports");
 }
 
 fn default_intake() -> (Intake, mpsc::Receiver<Envelope>) {
@@ -187,11 +195,10 @@ async fn tcp_lines_are_batched_by_size_and_age() {
     for task in tasks {
         task.await.unwrap();
     }
-    // The connection task ends on its own after the listener task; wait for its batch.
-    let envelope = tokio::time::timeout(Duration::from_secs(5), batches.recv())
-        .await
-        .expect("buffered lines flushed on shutdown")
-        .unwrap();
+    // The receiver's task ends only once its connections handed on what they held.
+    let envelope = batches
+        .try_recv()
+        .expect("buffered lines flushed on shutdown");
     let Batch::Lines(batch) = envelope.batch else {
         panic!("lines expected")
     };

@@ -77,13 +77,6 @@ struct Running {
 }
 
 async fn start(extra: &str, intake: (Intake, mpsc::Receiver<Envelope>)) -> Running {
-    let address: SocketAddr = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
-    let config: ReceiverConfig = toml::from_str(&format!(
-        "type = \"remote_write\"\naddress = \"{address}\"\n{extra}"
-    ))
-    .unwrap();
     let (intake, batches) = intake;
     let context = ReceiverContext {
         name: Arc::from("prom"),
@@ -91,15 +84,30 @@ async fn start(extra: &str, intake: (Intake, mpsc::Receiver<Envelope>)) -> Runni
         shutdown: CancellationToken::new(),
         stats: Arc::new(ReceiverStats::default()),
     };
-    let tasks = sluice::receivers::start(&config, context.clone())
-        .await
+    // A port found free may be taken before the receiver binds it (by another test's client
+    // connection): try another port then.
+    for _ in 0..5 {
+        let address: SocketAddr = format!("127.0.0.1:{}", support::free_port())
+            .parse()
+            .unwrap();
+        let config: ReceiverConfig = toml::from_str(&format!(
+            "type = \"remote_write\"\naddress = \"{address}\"\n{extra}"
+        ))
         .unwrap();
-    Running {
-        batches,
-        context,
-        tasks,
-        address,
+        match sluice::receivers::start(&config, context.clone()).await {
+            Ok(tasks) => {
+                return Running {
+                    batches,
+                    context,
+                    tasks,
+                    address,
+                };
+            }
+            Err(error) if error.to_string().contains("in use") => continue,
+            Err(error) => panic!("{error:#}"),
+        }
     }
+    panic!("no free port");
 }
 
 async fn stop(running: Running) {
@@ -289,10 +297,8 @@ remote_write:
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!(
-                "--web.listen-address=127.0.0.1:{}",
-                support::free_port()
-            ))
+            // Port 0: its web interface is not used.
+            .arg("--web.listen-address=127.0.0.1:0")
             .arg("--log.level=warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

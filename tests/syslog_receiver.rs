@@ -35,14 +35,6 @@ fn free_udp_port() -> u16 {
 }
 
 async fn start(extra: &str) -> Running {
-    let udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let tcp: SocketAddr = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
-    let config: ReceiverConfig = toml::from_str(&format!(
-        "type = \"syslog\"\nudp = \"{udp}\"\ntcp = \"{tcp}\"\n{extra}"
-    ))
-    .unwrap();
     let (intake, records) = Intake::new(64, Duration::from_secs(1));
     let context = ReceiverContext {
         name: Arc::from("syslog"),
@@ -50,16 +42,32 @@ async fn start(extra: &str) -> Running {
         shutdown: CancellationToken::new(),
         stats: Arc::new(ReceiverStats::default()),
     };
-    let tasks = sluice::receivers::start(&config, context.clone())
-        .await
+    // A port found free may be taken before the receiver binds it (by another test's client
+    // connection): try other ports then.
+    for _ in 0..5 {
+        let udp: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let tcp: SocketAddr = format!("127.0.0.1:{}", support::free_port())
+            .parse()
+            .unwrap();
+        let config: ReceiverConfig = toml::from_str(&format!(
+            "type = \"syslog\"\nudp = \"{udp}\"\ntcp = \"{tcp}\"\n{extra}"
+        ))
         .unwrap();
-    Running {
-        records,
-        context,
-        tasks,
-        udp,
-        tcp,
+        match sluice::receivers::start(&config, context.clone()).await {
+            Ok(tasks) => {
+                return Running {
+                    records,
+                    context,
+                    tasks,
+                    udp,
+                    tcp,
+                };
+            }
+            Err(error) if error.to_string().contains("in use") => continue,
+            Err(error) => panic!("{error:#}"),
+        }
     }
+    panic!("no free ports");
 }
 
 /// Receives batches until `count` records arrived (failing after a few seconds), then checks

@@ -181,16 +181,21 @@ fn is_blank(line: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // TCP
 
+/// Accepts connections until shutdown, then waits for each connection to hand on the lines it
+/// holds, so that the receiver's task ends only when nothing is left in memory.
 async fn accept_connections(listener: TcpListener, settings: Arc<Settings>) {
     let context = &settings.context;
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             () = context.shutdown.cancelled() => break,
+            // Reap finished connections as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(serve_connection(stream, peer, settings.clone()));
+                connections.spawn(serve_connection(stream, peer, settings.clone()));
             }
             Err(error) => {
                 tracing::warn!(receiver = %context.name, %error, "JSON lines TCP accept failed");
@@ -198,6 +203,8 @@ async fn accept_connections(listener: TcpListener, settings: Arc<Settings>) {
             }
         }
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Counts of a connection's refused lines, logged in full for the first and summed at the end.
