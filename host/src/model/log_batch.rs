@@ -1,10 +1,10 @@
 //! A batch of log records as columns.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::{AttributeValue, Resource};
+use super::{AttributeValue, AttributeValueRef, Resource};
 
 /// Strings in Arrow's layout: all bytes concatenated, `offsets` one longer than the entries.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,14 +65,11 @@ impl StringColumn {
     /// Appends the entries `start..end` of `source`: their bytes in one copy (they are already
     /// checked UTF-8, and whole entries keep character boundaries), their offsets rebased.
     fn extend_from_run(&mut self, source: &StringColumn, start: usize, end: usize) {
-        let (first, last) = (source.offsets[start], source.offsets[end]);
-        let base = (self.bytes.len() as u32).wrapping_sub(first);
-        self.bytes
-            .extend_from_slice(&source.bytes[first as usize..last as usize]);
-        self.offsets.extend(
-            source.offsets[start + 1..=end]
-                .iter()
-                .map(|&offset| offset.wrapping_add(base)),
+        copy_run(
+            (&mut self.bytes, &mut self.offsets),
+            (&source.bytes, &source.offsets),
+            start,
+            end,
         );
     }
 
@@ -175,9 +172,158 @@ pub struct LogBatch {
     /// Attributes of record `i` are entries `attribute_offsets[i]..attribute_offsets[i + 1]`.
     attribute_offsets: Vec<u32>,
     attribute_keys: StringColumn,
-    attribute_values: Vec<AttributeValue>,
+    attribute_values: ValueColumns,
     resources: Vec<Arc<Resource>>,
     resource_of_record: Vec<u32>,
+}
+
+/// Appends entries `start..end` of a bytes-plus-offsets column to another: the bytes in one copy,
+/// the offsets rebased.
+fn copy_run(
+    (bytes, offsets): (&mut Vec<u8>, &mut Vec<u32>),
+    (source_bytes, source_offsets): (&[u8], &[u32]),
+    start: usize,
+    end: usize,
+) {
+    let (first, last) = (source_offsets[start], source_offsets[end]);
+    let base = (bytes.len() as u32).wrapping_sub(first);
+    bytes.extend_from_slice(&source_bytes[first as usize..last as usize]);
+    offsets.extend(
+        source_offsets[start + 1..=end]
+            .iter()
+            .map(|&offset| offset.wrapping_add(base)),
+    );
+}
+
+/// The kind of one attribute value in [`ValueColumns`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum ValueKind {
+    Str,
+    Int,
+    Double,
+    Bool,
+    Bytes,
+}
+
+/// Attribute values as columns, so that building, copying, selecting and dropping a batch
+/// allocates nothing per value: a kind per value, a 64-bit payload for numbers and booleans
+/// (0 for the others), and the bytes of text and byte values concatenated, one entry per value
+/// (empty for the others).
+struct ValueColumns {
+    kinds: Vec<ValueKind>,
+    scalars: Vec<u64>,
+    data: Vec<u8>,
+    data_offsets: Vec<u32>,
+    /// The values in owned form, made on the first call of [`LogBatch::attribute_values`] or
+    /// [`LogBatch::attributes_of`] and forgotten on any change.
+    owned: OnceLock<Vec<AttributeValue>>,
+}
+
+impl Default for ValueColumns {
+    fn default() -> Self {
+        ValueColumns::with_capacity(0, 0)
+    }
+}
+
+impl Clone for ValueColumns {
+    fn clone(&self) -> Self {
+        ValueColumns {
+            kinds: self.kinds.clone(),
+            scalars: self.scalars.clone(),
+            data: self.data.clone(),
+            data_offsets: self.data_offsets.clone(),
+            owned: OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for ValueColumns {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && (0..self.len()).all(|entry| self.get(entry) == other.get(entry))
+    }
+}
+
+impl std::fmt::Debug for ValueColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries((0..self.len()).map(|entry| self.get(entry)))
+            .finish()
+    }
+}
+
+impl ValueColumns {
+    fn with_capacity(values: usize, data_bytes: usize) -> Self {
+        let mut data_offsets = Vec::with_capacity(values + 1);
+        data_offsets.push(0);
+        ValueColumns {
+            kinds: Vec::with_capacity(values),
+            scalars: Vec::with_capacity(values),
+            data: Vec::with_capacity(data_bytes),
+            data_offsets,
+            owned: OnceLock::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    fn push(&mut self, value: AttributeValueRef<'_>) {
+        self.owned.take();
+        let (kind, scalar, data): (ValueKind, u64, &[u8]) = match value {
+            AttributeValueRef::Str(text) => (ValueKind::Str, 0, text.as_bytes()),
+            AttributeValueRef::Int(number) => (ValueKind::Int, number as u64, &[]),
+            AttributeValueRef::Double(number) => (ValueKind::Double, number.to_bits(), &[]),
+            AttributeValueRef::Bool(flag) => (ValueKind::Bool, u64::from(flag), &[]),
+            AttributeValueRef::Bytes(bytes) => (ValueKind::Bytes, 0, bytes),
+        };
+        self.kinds.push(kind);
+        self.scalars.push(scalar);
+        self.data.extend_from_slice(data);
+        self.data_offsets.push(self.data.len() as u32);
+    }
+
+    fn get(&self, entry: usize) -> AttributeValueRef<'_> {
+        let scalar = self.scalars[entry];
+        let data =
+            &self.data[self.data_offsets[entry] as usize..self.data_offsets[entry + 1] as usize];
+        match self.kinds[entry] {
+            // Text entries come from `&str` and are copied whole, so this cannot fail.
+            ValueKind::Str => AttributeValueRef::Str(std::str::from_utf8(data).unwrap_or_default()),
+            ValueKind::Int => AttributeValueRef::Int(scalar as i64),
+            ValueKind::Double => AttributeValueRef::Double(f64::from_bits(scalar)),
+            ValueKind::Bool => AttributeValueRef::Bool(scalar != 0),
+            ValueKind::Bytes => AttributeValueRef::Bytes(data),
+        }
+    }
+
+    /// Bytes of text and byte values among the entries `start..end`.
+    fn run_data_bytes(&self, start: usize, end: usize) -> usize {
+        (self.data_offsets[end] - self.data_offsets[start]) as usize
+    }
+
+    /// Appends the entries `start..end` of `source`.
+    fn extend_from_run(&mut self, source: &ValueColumns, start: usize, end: usize) {
+        self.owned.take();
+        self.kinds.extend_from_slice(&source.kinds[start..end]);
+        self.scalars.extend_from_slice(&source.scalars[start..end]);
+        copy_run(
+            (&mut self.data, &mut self.data_offsets),
+            (&source.data, &source.data_offsets),
+            start,
+            end,
+        );
+    }
+
+    fn owned(&self) -> &[AttributeValue] {
+        self.owned.get_or_init(|| {
+            (0..self.len())
+                .map(|entry| self.get(entry).to_value())
+                .collect()
+        })
+    }
 }
 
 impl LogBatch {
@@ -269,6 +415,11 @@ impl LogBatch {
 
     /// Adds an attribute to the last record pushed.
     pub fn push_attribute(&mut self, key: &str, value: AttributeValue) {
+        self.push_attribute_ref(key, AttributeValueRef::from(&value));
+    }
+
+    /// Adds an attribute to the last record pushed, copying a borrowed value.
+    pub fn push_attribute_ref(&mut self, key: &str, value: AttributeValueRef<'_>) {
         self.attribute_keys.push(key);
         self.attribute_values.push(value);
         if let Some(last) = self.attribute_offsets.last_mut() {
@@ -316,9 +467,18 @@ impl LogBatch {
         &self.attribute_keys
     }
 
-    /// Attribute values of all records, in record order.
+    /// Attribute values of all records, in record order, in owned form. Values are held as
+    /// columns: the owned form is made on the first call (one allocation per text or bytes
+    /// value) and kept with the batch. [`attribute_value`](Self::attribute_value) reads one
+    /// without allocating.
     pub fn attribute_values(&self) -> &[AttributeValue] {
-        &self.attribute_values
+        self.attribute_values.owned()
+    }
+
+    /// Attribute entry `entry` (an index into [`attribute_keys`](Self::attribute_keys)),
+    /// borrowed from the columns.
+    pub fn attribute_value(&self, entry: usize) -> AttributeValueRef<'_> {
+        self.attribute_values.get(entry)
     }
 
     /// Range of attribute entries of record `index`.
@@ -336,15 +496,27 @@ impl LogBatch {
         records
     }
 
-    /// The attributes of record `index`.
+    /// The attributes of record `index`, values in owned form (see
+    /// [`attribute_values`](Self::attribute_values)); [`attribute_refs_of`](Self::attribute_refs_of)
+    /// reads them without allocating.
     pub fn attributes_of(
         &self,
         index: usize,
     ) -> impl Iterator<Item = (&str, &AttributeValue)> + '_ {
+        let values = self.attribute_values.owned();
+        self.attribute_range(index)
+            .map(move |entry| (self.attribute_keys.get(entry), &values[entry]))
+    }
+
+    /// The attributes of record `index`, borrowed from the columns.
+    pub fn attribute_refs_of(
+        &self,
+        index: usize,
+    ) -> impl Iterator<Item = (&str, AttributeValueRef<'_>)> + '_ {
         self.attribute_range(index).map(move |entry| {
             (
                 self.attribute_keys.get(entry),
-                &self.attribute_values[entry],
+                self.attribute_values.get(entry),
             )
         })
     }
@@ -353,9 +525,9 @@ impl LogBatch {
     pub fn attribute_column(&self, key: &str) -> Vec<Option<AttributeValue>> {
         (0..self.len())
             .map(|index| {
-                self.attributes_of(index)
+                self.attribute_refs_of(index)
                     .find(|(k, _)| *k == key)
-                    .map(|(_, value)| value.clone())
+                    .map(|(_, value)| value.to_value())
             })
             .collect()
     }
@@ -393,8 +565,8 @@ impl LogBatch {
             trace_id,
             span_id,
             attributes: self
-                .attributes_of(index)
-                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .attribute_refs_of(index)
+                .map(|(k, v)| (k.to_owned(), v.to_value()))
                 .collect(),
             resource: self.resource_of(index).clone(),
         }
@@ -411,11 +583,8 @@ impl LogBatch {
             + self.severity_texts.bytes.len()
             + self.bodies.bytes.len()
             + self.attribute_keys.bytes.len()
-            + self
-                .attribute_values
-                .iter()
-                .map(AttributeValue::byte_size)
-                .sum::<usize>()
+            + self.attribute_values.data.len()
+            + self.attribute_values.len() * 8
     }
 
     /// Appends all records of `other`.
@@ -447,7 +616,7 @@ impl LogBatch {
         self.attribute_keys
             .extend_from_run(&other.attribute_keys, 0, entries);
         self.attribute_values
-            .extend_from_slice(&other.attribute_values);
+            .extend_from_run(&other.attribute_values, 0, entries);
         // Resources: only those the records use, each matched against ours once.
         let mut mapping: Vec<Option<u32>> = vec![None; other.resources.len()];
         self.resource_of_record.reserve(len);
@@ -469,9 +638,10 @@ impl LogBatch {
     /// Edits must be sorted by index; edits of dropped records are ignored. A mask shorter than
     /// the batch drops the records it does not cover.
     ///
-    /// Column-wise: fixed-width columns are gathered by index, strings are copied as runs of
-    /// consecutive kept records with their offsets rebased, attribute values are moved out of
-    /// `self`, and the resources stay as they are. Only records with edits are built one by one.
+    /// Column-wise: fixed-width columns are gathered by index, strings and attribute values are
+    /// copied as runs of consecutive kept records with their offsets rebased, and the resources
+    /// stay as they are. Nothing is allocated per record or per value; only records with edits
+    /// are built one by one.
     pub fn select_and_edit(self, keep: Option<&[u8]>, edits: &[RecordEdit]) -> LogBatch {
         let len = self.len();
         let kept = match keep {
@@ -481,6 +651,9 @@ impl LogBatch {
         };
         if kept.len() == len && edits.is_empty() {
             return self;
+        }
+        if kept.is_empty() {
+            return LogBatch::new();
         }
         self.gather(&kept, edits)
     }
@@ -497,7 +670,7 @@ impl LogBatch {
             span_ids,
             attribute_offsets,
             attribute_keys,
-            mut attribute_values,
+            attribute_values,
             resources,
             resource_of_record,
         } = self;
@@ -515,7 +688,7 @@ impl LogBatch {
             span_ids: gather_by_index(span_ids, kept).into_flattened(),
             attribute_offsets: Vec::new(),
             attribute_keys: StringColumn::default(),
-            attribute_values: Vec::new(),
+            attribute_values: ValueColumns::default(),
             resources,
             resource_of_record: gather_by_index(&resource_of_record, kept),
         };
@@ -532,6 +705,8 @@ impl LogBatch {
                         attribute_offsets[start] as usize..attribute_offsets[end] as usize;
                     sizes.attribute_key_bytes +=
                         attribute_keys.run_bytes(entries.start, entries.end);
+                    sizes.attribute_data_bytes +=
+                        attribute_values.run_data_bytes(entries.start, entries.end);
                     sizes.attributes += entries.len();
                 }
                 Some(edits) => {
@@ -544,10 +719,14 @@ impl LogBatch {
                         attribute_offsets[index] as usize..attribute_offsets[index + 1] as usize;
                     sizes.attribute_key_bytes +=
                         attribute_keys.run_bytes(entries.start, entries.end);
+                    sizes.attribute_data_bytes +=
+                        attribute_values.run_data_bytes(entries.start, entries.end);
                     sizes.attributes += entries.len();
+                    // At most: a set may replace an entry rather than add one.
                     for edit in edits {
-                        if let RecordChange::SetAttribute(key, _) = &edit.change {
+                        if let RecordChange::SetAttribute(key, value) = &edit.change {
                             sizes.attribute_key_bytes += key.len();
+                            sizes.attribute_data_bytes += value.byte_size() - 8;
                             sizes.attributes += 1;
                         }
                     }
@@ -558,7 +737,8 @@ impl LogBatch {
         out.bodies = StringColumn::with_capacity(kept.len(), sizes.body_bytes);
         out.attribute_keys =
             StringColumn::with_capacity(sizes.attributes, sizes.attribute_key_bytes);
-        out.attribute_values = Vec::with_capacity(sizes.attributes);
+        out.attribute_values =
+            ValueColumns::with_capacity(sizes.attributes, sizes.attribute_data_bytes);
         out.attribute_offsets = Vec::with_capacity(kept.len() + 1);
         out.attribute_offsets.push(0);
 
@@ -582,10 +762,10 @@ impl LogBatch {
                             .iter()
                             .map(|&entry| entry.wrapping_add(base)),
                     );
-                    out.attribute_values.extend(
-                        attribute_values[first as usize..last as usize]
-                            .iter_mut()
-                            .map(take_value),
+                    out.attribute_values.extend_from_run(
+                        &attribute_values,
+                        first as usize,
+                        last as usize,
                     );
                 }
                 Some(edits) => {
@@ -596,13 +776,8 @@ impl LogBatch {
                     out.bodies.push(edited.body);
                     let entries =
                         attribute_offsets[start] as usize..attribute_offsets[start + 1] as usize;
-                    let mut attributes: Vec<(&str, AttributeValue)> = entries
-                        .map(|entry| {
-                            (
-                                attribute_keys.get(entry),
-                                take_value(&mut attribute_values[entry]),
-                            )
-                        })
+                    let mut attributes: Vec<(&str, AttributeValueRef<'_>)> = entries
+                        .map(|entry| (attribute_keys.get(entry), attribute_values.get(entry)))
                         .collect();
                     apply_attribute_edits(&mut attributes, edits);
                     for (key, value) in attributes {
@@ -615,8 +790,7 @@ impl LogBatch {
             }
             position += end - start;
         }
-        // What is left of the input (the dropped records' attribute values, the columns) is
-        // freed here.
+        // The input's columns are freed here: a dozen buffers, whatever the batch holds.
         out
     }
 }
@@ -637,11 +811,6 @@ fn kept_indices(mask: &[u8], len: usize) -> Vec<u32> {
 
 fn gather_by_index<T: Copy>(column: &[T], kept: &[u32]) -> Vec<T> {
     kept.iter().map(|&index| column[index as usize]).collect()
-}
-
-/// Takes an attribute value out of the input batch, leaving a value that needs no freeing.
-fn take_value(value: &mut AttributeValue) -> AttributeValue {
-    std::mem::replace(value, AttributeValue::Bool(false))
 }
 
 /// A stretch of the output: the records `start..end` of the input, copied as they are, or one
@@ -699,6 +868,7 @@ struct GatherSizes {
     severity_text_bytes: usize,
     body_bytes: usize,
     attribute_key_bytes: usize,
+    attribute_data_bytes: usize,
     attributes: usize,
 }
 
@@ -732,15 +902,16 @@ fn edited_fields<'a>(
 /// Applies the attribute edits of one record, in order: a set replaces the first entry with its
 /// key or appends one, a remove drops every entry with its key.
 fn apply_attribute_edits<'a>(
-    attributes: &mut Vec<(&'a str, AttributeValue)>,
+    attributes: &mut Vec<(&'a str, AttributeValueRef<'a>)>,
     edits: &'a [RecordEdit],
 ) {
     for edit in edits {
         match &edit.change {
             RecordChange::SetAttribute(key, value) => {
+                let value = AttributeValueRef::from(value);
                 match attributes.iter_mut().find(|(existing, _)| existing == key) {
-                    Some(slot) => slot.1 = value.clone(),
-                    None => attributes.push((key, value.clone())),
+                    Some(slot) => slot.1 = value,
+                    None => attributes.push((key, value)),
                 }
             }
             RecordChange::RemoveAttribute(key) => {
@@ -980,6 +1151,29 @@ mod tests {
             batch.attribute_values.len()
         );
         assert_eq!(batch.attribute_keys.len(), batch.attribute_values.len());
+        let values = &batch.attribute_values;
+        assert_eq!(values.scalars.len(), values.len());
+        assert_eq!(values.data_offsets.len(), values.len() + 1);
+        assert_eq!(values.data_offsets[0], 0);
+        assert!(
+            values
+                .data_offsets
+                .windows(2)
+                .all(|pair| pair[0] <= pair[1])
+        );
+        assert_eq!(
+            *values.data_offsets.last().unwrap() as usize,
+            values.data.len()
+        );
+        for entry in 0..values.len() {
+            if let AttributeValueRef::Str(text) = values.get(entry) {
+                assert_eq!(
+                    text.len(),
+                    values.run_data_bytes(entry, entry + 1),
+                    "valid UTF-8"
+                );
+            }
+        }
         for column in [&batch.severity_texts, &batch.bodies, &batch.attribute_keys] {
             StringColumn::from_parts(column.bytes.clone(), column.offsets.clone()).unwrap();
         }
@@ -1193,7 +1387,7 @@ mod tests {
     }
 
     #[test]
-    fn select_moves_every_kind_of_attribute_value() {
+    fn select_copies_every_kind_of_attribute_value() {
         let values = [
             ("s".to_string(), AttributeValue::from("text é")),
             ("i".to_string(), AttributeValue::Int(-7)),
@@ -1220,6 +1414,50 @@ mod tests {
         assert_eq!(out.record(1), records[3]);
         assert!(Arc::ptr_eq(out.resource_of(1), &resource));
         assert_eq!(out.attribute_values().len(), 4 + 2);
+    }
+
+    #[test]
+    fn owned_attribute_values_follow_changes() {
+        let mut batch = LogBatch::from_records(&[record(1, "a")]);
+        assert_eq!(batch.attribute_values(), &[AttributeValue::Int(1)]);
+        assert_eq!(
+            batch.attributes_of(0).collect::<Vec<_>>(),
+            vec![("k", &AttributeValue::Int(1))]
+        );
+        batch.push_attribute("s", "text".into());
+        batch.push_attribute_ref("b", AttributeValueRef::Bytes(&[1, 2]));
+        assert_eq!(
+            batch.attribute_values(),
+            &[
+                AttributeValue::Int(1),
+                AttributeValue::from("text"),
+                AttributeValue::Bytes(vec![1, 2])
+            ]
+        );
+        assert_eq!(batch.attribute_value(1), AttributeValueRef::Str("text"));
+        assert_eq!(
+            batch
+                .attribute_refs_of(0)
+                .map(|(key, _)| key)
+                .collect::<Vec<_>>(),
+            vec!["k", "s", "b"]
+        );
+        assert_eq!(
+            batch.attribute_column("s"),
+            vec![Some(AttributeValue::from("text"))]
+        );
+        let copy = batch.clone();
+        assert_eq!(copy, batch);
+        // 41 per record, body "a", keys "k", "s", "b", values 8 + (4 + 8) + (2 + 8).
+        assert_eq!(batch.byte_size(), 41 + 1 + 3 + 8 + 12 + 10);
+        let mut other = batch.clone();
+        other.push_attribute("s", AttributeValue::Double(f64::NAN));
+        assert_ne!(other, batch);
+        assert_ne!(
+            other,
+            other.clone(),
+            "NaN is not equal to itself, as before"
+        );
     }
 
     #[test]

@@ -14,4 +14,4 @@ mod value;
 pub use batch::{Batch, LineBatch, MetricBatch, Signal, SpanBatch};
 pub use log_batch::{LogBatch, LogRecord, RecordChange, RecordEdit, StringColumn};
 pub use resource::Resource;
-pub use value::AttributeValue;
+pub use value::{AttributeValue, AttributeValueRef};

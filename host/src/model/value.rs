@@ -66,3 +66,72 @@ impl From<&str> for AttributeValue {
         AttributeValue::Str(text.to_owned())
     }
 }
+
+/// An attribute value borrowed from a batch's columns: reading one allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttributeValueRef<'a> {
+    /// Text.
+    Str(&'a str),
+    /// Signed integer.
+    Int(i64),
+    /// Floating point number.
+    Double(f64),
+    /// Boolean.
+    Bool(bool),
+    /// Raw bytes.
+    Bytes(&'a [u8]),
+}
+
+impl<'a> AttributeValueRef<'a> {
+    /// The owned value.
+    pub fn to_value(self) -> AttributeValue {
+        match self {
+            AttributeValueRef::Str(text) => AttributeValue::Str(text.to_owned()),
+            AttributeValueRef::Int(number) => AttributeValue::Int(number),
+            AttributeValueRef::Double(number) => AttributeValue::Double(number),
+            AttributeValueRef::Bool(flag) => AttributeValue::Bool(flag),
+            AttributeValueRef::Bytes(bytes) => AttributeValue::Bytes(bytes.to_vec()),
+        }
+    }
+
+    /// The value as text when it is a string.
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            AttributeValueRef::Str(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Approximate bytes held, as [`AttributeValue::byte_size`] counts them.
+    pub fn byte_size(self) -> usize {
+        match self {
+            AttributeValueRef::Str(text) => text.len() + 8,
+            AttributeValueRef::Bytes(bytes) => bytes.len() + 8,
+            _ => 8,
+        }
+    }
+}
+
+impl<'a> From<&'a AttributeValue> for AttributeValueRef<'a> {
+    fn from(value: &'a AttributeValue) -> Self {
+        match value {
+            AttributeValue::Str(text) => AttributeValueRef::Str(text),
+            AttributeValue::Int(number) => AttributeValueRef::Int(*number),
+            AttributeValue::Double(number) => AttributeValueRef::Double(*number),
+            AttributeValue::Bool(flag) => AttributeValueRef::Bool(*flag),
+            AttributeValue::Bytes(bytes) => AttributeValueRef::Bytes(bytes),
+        }
+    }
+}
+
+impl From<AttributeValueRef<'_>> for AttributeValue {
+    fn from(value: AttributeValueRef<'_>) -> Self {
+        value.to_value()
+    }
+}
+
+impl PartialEq<AttributeValue> for AttributeValueRef<'_> {
+    fn eq(&self, other: &AttributeValue) -> bool {
+        *self == AttributeValueRef::from(other)
+    }
+}

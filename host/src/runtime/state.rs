@@ -9,6 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{LogBatchResource, wit, wit_host};
 use super::stats::PluginStats;
+use crate::model::AttributeValueRef;
 
 /// Raised by the limiter when a plugin grows its memory past its cap.
 #[derive(Debug)]
@@ -170,6 +171,17 @@ impl wit_host::Host for PluginState {
 
 impl wit::Host for PluginState {}
 
+/// A batch's attribute value as the contract's `value`.
+fn wit_value(value: AttributeValueRef<'_>) -> wit::Value {
+    match value {
+        AttributeValueRef::Str(text) => wit::Value::Str(text.to_owned()),
+        AttributeValueRef::Int(number) => wit::Value::Int(number),
+        AttributeValueRef::Double(number) => wit::Value::Double(number),
+        AttributeValueRef::Bool(flag) => wit::Value::Boolean(flag),
+        AttributeValueRef::Bytes(bytes) => wit::Value::Bytes(bytes.to_vec()),
+    }
+}
+
 impl wit::HostLogBatch for PluginState {
     fn len(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<u32> {
         Ok(self.batch(&batch)?.len() as u32)
@@ -218,9 +230,9 @@ impl wit::HostLogBatch for PluginState {
         Ok((0..batch.len())
             .map(|index| {
                 batch
-                    .attributes_of(index)
+                    .attribute_refs_of(index)
                     .find(|(k, _)| *k == key)
-                    .map(|(_, value)| value.into())
+                    .map(|(_, value)| wit_value(value))
             })
             .collect())
     }
@@ -246,7 +258,9 @@ impl wit::HostLogBatch for PluginState {
         Ok(wit::AttributeTable {
             records: batch.attribute_records(),
             keys: batch.attribute_keys().into(),
-            values: batch.attribute_values().iter().map(Into::into).collect(),
+            values: (0..batch.attribute_keys().len())
+                .map(|entry| wit_value(batch.attribute_value(entry)))
+                .collect(),
         })
     }
 
