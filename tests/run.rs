@@ -278,3 +278,107 @@ fn run_refuses_a_bad_config_before_opening_any_port() {
     assert!(stderr.contains("unknown plugin `nope`"), "{stderr}");
     assert!(!stderr.contains("running"), "{stderr}");
 }
+
+/// `GET path` on the admin address; returns (status line, body).
+fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn admin_endpoint_serves_health_and_prometheus_metrics_of_every_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let config = format!(
+        r#"
+[admin]
+address = "127.0.0.1:{port}"
+
+[receivers.in]
+type = "stdin"
+flush_ms = 10
+
+[plugins.json]
+path = "{parser}"
+
+[plugins.sev]
+path = "{filter}"
+config = {{ min_severity = "warn" }}
+
+[pipelines.main]
+receivers = ["in"]
+stages = ["json", "sev"]
+sinks = ["out"]
+
+[sinks.out]
+type = "file"
+path = "{out}"
+"#,
+        parser = plugin_wasm("json-parser").display(),
+        filter = plugin_wasm("severity-filter").display(),
+        out = dir.path().join("out.jsonl").display(),
+    );
+    let config_path = dir.path().join("sluice.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = sluice()
+        .arg("run")
+        .arg(&config_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"{\"level\":\"error\",\"message\":\"a\"}\n{\"level\":\"info\",\"message\":\"b\"}\n",
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            metrics = http_get(port, "/metrics").1;
+            if metrics.contains("sluice_sink_records_written_total{sink=\"out\"} 1\n") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for expected in [
+        "sluice_receiver_records_accepted_total{receiver=\"in\"} 2\n",
+        "sluice_pipeline_records_in_total{pipeline=\"main\"} 2\n",
+        "sluice_pipeline_records_dropped_total{pipeline=\"main\"} 1\n",
+        "sluice_sink_records_written_total{sink=\"out\"} 1\n",
+        "sluice_plugin_calls_total{pipeline=\"main\",plugin=\"sev\"} 1\n",
+        "sluice_plugin_faults_total{pipeline=\"main\",plugin=\"sev\",kind=\"trap\"} 0\n",
+        "# TYPE sluice_plugin_memory_high_water_bytes gauge\n",
+        "sluice_process_resident_memory_bytes ",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
+    }
+    assert_eq!(http_get(port, "/healthz").0, "HTTP/1.1 200 OK");
+    assert_eq!(http_get(port, "/readyz").0, "HTTP/1.1 200 OK");
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,8 +17,9 @@ use crate::intake::{Envelope, Intake};
 use crate::model::{Batch, Signal};
 use crate::pipeline::{self, Outputs, Pipeline, PipelineStats, Router, Stages};
 use crate::receivers::{self, ReceiverContext, ReceiverStats};
-use crate::runtime::PluginEngine;
+use crate::runtime::{PluginEngine, PluginStats};
 use crate::sinks::{self, SinkContext, SinkStats};
+use crate::telemetry;
 
 /// Per receiver name: the input queues of the pipelines it feeds, with the signals each takes.
 type PipelineInputs = BTreeMap<String, Vec<(Vec<Signal>, mpsc::Sender<Batch>)>>;
@@ -95,6 +97,8 @@ impl Prepared {
 /// Counters of every part, by name.
 #[derive(Default)]
 pub struct GatewayStats {
+    /// Per plugin, by pipeline and plugin name.
+    pub plugins: BTreeMap<(String, String), Arc<PluginStats>>,
     /// Per receiver.
     pub receivers: BTreeMap<String, Arc<ReceiverStats>>,
     /// Per pipeline.
@@ -111,7 +115,8 @@ pub struct Gateway {
     dispatcher: JoinHandle<()>,
     pipeline_threads: Vec<std::thread::JoinHandle<()>>,
     sink_tasks: Vec<(String, JoinHandle<()>)>,
-    stats: GatewayStats,
+    admin: Option<JoinHandle<()>>,
+    stats: Arc<GatewayStats>,
 }
 
 impl Gateway {
@@ -154,6 +159,12 @@ impl Gateway {
                     .push((pipeline_config.signals.clone(), sender.clone()));
             }
             stats.pipelines.insert(name.clone(), pipeline.stats());
+            for sandbox in pipeline.stages().sandboxes() {
+                stats.plugins.insert(
+                    (name.clone(), sandbox.plugin().spec.name.clone()),
+                    sandbox.stats().clone(),
+                );
+            }
             let thread = pipeline::spawn(pipeline, input, sink_senders.clone(), runtime.clone())
                 .with_context(|| format!("pipelines.{name}: cannot start its thread"))?;
             pipeline_threads.push(thread);
@@ -163,6 +174,15 @@ impl Gateway {
         let (intake, envelopes) = Intake::new(config.intake_capacity, Duration::from_secs(5));
         let dispatcher = tokio::spawn(dispatch(envelopes, routes, receivers_stopped.clone()));
 
+        let receiver_stats: BTreeMap<String, Arc<ReceiverStats>> = config
+            .receivers
+            .keys()
+            .map(|name| (name.clone(), Arc::default()))
+            .collect();
+        stats.receivers = receiver_stats.clone();
+        let stats = Arc::new(stats);
+        let ready = Arc::new(AtomicBool::new(false));
+
         let mut gateway = Gateway {
             shutdown,
             receivers_stopped,
@@ -170,15 +190,24 @@ impl Gateway {
             dispatcher,
             pipeline_threads,
             sink_tasks,
-            stats,
+            admin: None,
+            stats: stats.clone(),
         };
+        if let Some(admin) = &config.admin {
+            match telemetry::serve(admin, stats, ready.clone(), gateway.shutdown.clone()).await {
+                Ok(task) => gateway.admin = Some(task),
+                Err(error) => {
+                    gateway.stop(Duration::from_secs(5)).await;
+                    return Err(error.context("admin: cannot start"));
+                }
+            }
+        }
         for (name, receiver) in &config.receivers {
-            let receiver_stats = Arc::new(ReceiverStats::default());
             let context = ReceiverContext {
                 name: name.as_str().into(),
                 intake: intake.clone(),
                 shutdown: gateway.shutdown.clone(),
-                stats: receiver_stats.clone(),
+                stats: receiver_stats[name].clone(),
             };
             match receivers::start(receiver, context).await {
                 Ok(tasks) => gateway.receiver_tasks.extend(tasks),
@@ -187,8 +216,8 @@ impl Gateway {
                     return Err(error.context(format!("receivers.{name}: cannot start")));
                 }
             }
-            gateway.stats.receivers.insert(name.clone(), receiver_stats);
         }
+        ready.store(true, Ordering::Relaxed);
         Ok(gateway)
     }
 
@@ -220,6 +249,7 @@ impl Gateway {
             dispatcher,
             pipeline_threads,
             sink_tasks,
+            admin,
             ..
         } = self;
         shutdown.cancel();
@@ -245,6 +275,9 @@ impl Gateway {
             if tokio::time::timeout_at(deadline, task).await.is_err() {
                 tracing::error!(sink = %name, "sink did not flush in time");
             }
+        }
+        if let Some(admin) = admin {
+            let _ = tokio::time::timeout_at(deadline, admin).await;
         }
     }
 }

@@ -14,3 +14,4 @@ pub mod pipeline;
 pub mod receivers;
 pub mod runtime;
 pub mod sinks;
+pub mod telemetry;

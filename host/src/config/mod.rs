@@ -32,6 +32,7 @@ pub use pipeline::{PipelineConfig, RouteConfig, severity_from_name};
 use crate::receivers::ReceiverConfig;
 use crate::runtime::PluginSpec;
 use crate::sinks::SinkConfig;
+use crate::telemetry::AdminConfig;
 
 /// The embedded default config (`conf/sluice.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../../conf/sluice.toml");
@@ -56,6 +57,9 @@ pub struct GatewayConfig {
     /// Sinks by name.
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// Where the gateway serves its own metrics and health checks. Default: not served.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
     /// Batches in flight between receivers and pipelines. Default 64.
     #[serde(default = "default_intake_capacity")]
     pub intake_capacity: usize,
