@@ -254,12 +254,10 @@ fn prometheus_installed() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_what_it_scraped() {
-    if !prometheus_installed() {
-        eprintln!(
-            "SKIPPED: `prometheus` is not installed (Debian: apt-get install --no-install-recommends prometheus)"
-        );
-        return;
-    }
+    assert!(
+        prometheus_installed(),
+        "`prometheus` is not installed: run `bash scripts/system-deps` (the README's test command does)"
+    );
     let mut running = start("", Intake::new(64, Duration::from_secs(1))).await;
     let target_shutdown = CancellationToken::new();
     let target = serve_target(target_shutdown.clone()).await;
