@@ -382,3 +382,19 @@ path = "{out}"
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn validate_accepts_the_full_example_config() {
+    let output = sluice()
+        .arg("validate")
+        .arg(workspace_root().join("conf/full.toml"))
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("pipeline telemetry: [otlp, prometheus]"),
+        "{stderr}"
+    );
+}
