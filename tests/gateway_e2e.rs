@@ -1993,3 +1993,174 @@ path = {dlq}
     assert_eq!(read_json_lines(&dlq).len(), 6);
     assert_eq!(read_json_lines(&out).len(), 2);
 }
+
+// ── 7. Shutdown and restart ────────────────────────────────────────────────────────────────────
+
+#[test]
+fn the_file_receiver_reads_lines_appended_while_stopped_exactly_once_after_a_restart() {
+    let _schedule = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let logs_dir = dir.path().join("logs");
+    std::fs::create_dir_all(&logs_dir).unwrap();
+    let archive = dir.path().join("archive");
+    let checkpoint = dir.path().join("state/files.json");
+    let render = |_: &mut Ports| {
+        let config = format!(
+            r#"
+[receivers.files]
+type = "file"
+paths = [{pattern}]
+checkpoint = {checkpoint}
+poll_ms = 20
+
+[pipelines.files]
+receivers = ["files"]
+sinks = ["archive"]
+
+[sinks.archive]
+type = "parquet"
+path = {archive}
+"#,
+            pattern = toml_string(&format!("{}/*.log", logs_dir.display())),
+            checkpoint = toml_path(&checkpoint),
+            archive = toml_path(&archive),
+        );
+        (config, ())
+    };
+    let live = logs_dir.join("app.log");
+    let mut writer = std::fs::File::create(&live).unwrap();
+    let before: Vec<String> = (0..50).map(|index| format!("before-{index}")).collect();
+    append_lines(&mut writer, &before);
+
+    let (gateway, ()) = GatewayProcess::start(dir.path(), render);
+    wait_for_checkpoint(
+        &checkpoint,
+        inode(&live),
+        std::fs::metadata(&live).unwrap().len(),
+    );
+    let first_run = gateway.stop();
+    assert_eq!(
+        first_run.receiver("files").accepted,
+        50,
+        "{}",
+        first_run.stderr
+    );
+
+    // Written while no gateway runs: the next one starts where the checkpoint says.
+    let during: Vec<String> = (0..30)
+        .map(|index| format!("while-stopped-{index}"))
+        .collect();
+    append_lines(&mut writer, &during);
+    let (gateway, ()) = GatewayProcess::start(dir.path(), render);
+    let after: Vec<String> = (0..20).map(|index| format!("after-{index}")).collect();
+    append_lines(&mut writer, &after);
+    wait_for_checkpoint(
+        &checkpoint,
+        inode(&live),
+        std::fs::metadata(&live).unwrap().len(),
+    );
+    let second_run = gateway.stop();
+    assert_eq!(
+        second_run.receiver("files").accepted,
+        50,
+        "{}",
+        second_run.stderr
+    );
+
+    let read = read_archive(&archive, json!({}));
+    let mut bodies: Vec<&str> = rows(&read, "logs")
+        .iter()
+        .map(|row| row["body"].as_str().unwrap_or_default())
+        .collect();
+    bodies.sort();
+    let mut expected: Vec<&str> = before
+        .iter()
+        .chain(&during)
+        .chain(&after)
+        .map(String::as_str)
+        .collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "every line once, across the restart");
+}
+
+#[test]
+#[ignore = "gateway bug: on SIGTERM the JSON-lines and syslog TCP connections stop reading at once \
+            (receivers/json_lines.rs serve_connection, receivers/syslog.rs serve_connection: \
+            `shutdown.cancelled() => break`), so lines a client already sent are discarded"]
+fn lines_a_tcp_client_sent_before_sigterm_are_drained_into_the_sinks() {
+    let _schedule = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (gateway, (json_tcp, syslog_tcp)) =
+        GatewayProcess::start(dir.path(), |ports: &mut Ports| {
+            let json_tcp = SocketAddr::from(([127, 0, 0, 1], ports.tcp()));
+            let syslog_tcp = SocketAddr::from(([127, 0, 0, 1], ports.tcp()));
+            let config = format!(
+                r#"
+[receivers.json]
+type = "json_lines"
+tcp = "{json_tcp}"
+flush_ms = 10
+
+[receivers.syslog]
+type = "syslog"
+tcp = "{syslog_tcp}"
+flush_ms = 10
+
+[pipelines.main]
+receivers = ["json", "syslog"]
+sinks = ["out"]
+
+[sinks.out]
+type = "file"
+path = {out}
+"#,
+                out = toml_path(&out),
+            );
+            (config, (json_tcp, syslog_tcp))
+        });
+
+    // Both connections are accepted and served: their first line is out.
+    let mut json_stream = TcpStream::connect(json_tcp).unwrap();
+    let mut syslog_stream = TcpStream::connect(syslog_tcp).unwrap();
+    json_stream.write_all(b"{\"n\": \"first\"}\n").unwrap();
+    syslog_stream
+        .write_all(b"<13>1 - host app - - - first\n")
+        .unwrap();
+    wait_for_lines(&out, 2, Duration::from_secs(10));
+
+    // Then a burst on each, the connections closed by the client, and SIGTERM: a graceful stop
+    // reads what the clients sent before it stops.
+    const BURST: usize = 20_000;
+    let json_burst: String = (0..BURST)
+        .map(|index| format!("{{\"n\": {index}}}\n"))
+        .collect();
+    let syslog_burst: String = (0..BURST)
+        .map(|index| format!("<13>1 - host app - - - burst {index}\n"))
+        .collect();
+    let json_writer = std::thread::spawn(move || {
+        json_stream.write_all(json_burst.as_bytes()).unwrap();
+        json_stream.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let syslog_writer = std::thread::spawn(move || {
+        syslog_stream.write_all(syslog_burst.as_bytes()).unwrap();
+        syslog_stream.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    json_writer.join().unwrap();
+    syslog_writer.join().unwrap();
+    let stopped = gateway.stop();
+    println!("{}", stopped.stderr);
+    assert_eq!(
+        stopped.receiver("json").accepted,
+        BURST as u64 + 1,
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(
+        stopped.receiver("syslog").accepted,
+        BURST as u64 + 1,
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(read_json_lines(&out).len(), 2 * (BURST + 1));
+}
