@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::alerts::{Alert, AlertSeverity, AlertStatus};
 use crate::model::{AttributeValue, LogBatch, RecordChange, RecordEdit, StringColumn};
 
-/// The `log-batch` resource as the host holds it: a shared reference to the batch of the call.
-pub struct LogBatchResource(pub Arc<LogBatch>);
+/// The `log-batch` resource's host type. The batch itself is the one lent for the current call
+/// (`PluginState::lend`): a handle names it, nothing is stored per handle.
+pub struct LogBatchResource;
 
 /// Bindings of the `filter` world; its interfaces are shared by the other worlds.
 pub mod filter {

@@ -16,7 +16,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 use super::bindings::{self, LogBatchResource, detector, filter, parser, wit};
 use super::engine::{EPOCH_TICK, LoadedPlugin, PluginPre};
 use super::spec::{Grants, OnError};
-use super::state::{MemoryCapExceeded, PluginState};
+use super::state::{LentBatch, MemoryCapExceeded, PluginState};
 use super::stats::PluginStats;
 use crate::alerts::{Alert, AlertSeverity, AlertStatus};
 use crate::model::{LogBatch, Resource as RecordResource, StringColumn};
@@ -265,13 +265,8 @@ impl Sandbox {
         })
     }
 
-    /// Runs one call under the plugin's limits. `call` gets the store and exports; host-side
-    /// checks of its output come back as [`OutputFault`].
-    fn call<R>(
-        &mut self,
-        records_in: usize,
-        call: impl FnOnce(&mut Store<PluginState>, &Exports) -> wasmtime::Result<Result<R, OutputFault>>,
-    ) -> Result<R, Fault> {
+    /// Makes sure there is an instance to call, unless the plugin is quarantined.
+    fn ready(&mut self) -> Result<(), Fault> {
         if let Some(until) = self.quarantined_until {
             if Instant::now() < until {
                 return Err(Fault::Quarantined);
@@ -289,16 +284,38 @@ impl Sandbox {
                 }
             }
         }
-        let limits = self.plugin.spec.limits.clone();
-        let stats = self.plugin.stats.clone();
+        Ok(())
+    }
+
+    /// Runs one call under the plugin's limits, lending it `lent` for the call (`call` gets the
+    /// store, the exports and the batch's handle; host-side checks of its output come back as
+    /// [`OutputFault`]). Gives the lent batch back whatever happens.
+    fn call<R>(
+        &mut self,
+        records_in: usize,
+        lent: LentBatch,
+        call: impl FnOnce(
+            &mut Store<PluginState>,
+            &Exports,
+            Resource<LogBatchResource>,
+        ) -> wasmtime::Result<Result<R, OutputFault>>,
+    ) -> (Result<R, Fault>, LentBatch) {
+        if let Err(fault) = self.ready() {
+            return (Err(fault), lent);
+        }
+        let plugin = &*self.plugin;
+        let (limits, stats) = (&plugin.spec.limits, &*plugin.stats);
         let Some(instance) = self.instance.as_mut() else {
-            return Err(Fault::Instantiate("no instance".into()));
+            return (Err(Fault::Instantiate("no instance".into())), lent);
         };
         instance.store.set_epoch_deadline(ticks(limits.deadline_ms));
         instance.calls += 1;
+        let handle = instance.store.data_mut().lend(lent);
+        // The two clock reads of a call: its duration is what the plugin's metrics report.
         let started = Instant::now();
-        let result = call(&mut instance.store, &instance.exports);
+        let result = call(&mut instance.store, &instance.exports, handle);
         let elapsed = started.elapsed();
+        let lent = instance.store.data_mut().take_lent();
         PluginStats::add(&stats.calls, 1);
         PluginStats::add(&stats.records_in, records_in as u64);
         PluginStats::add(&stats.call_nanos, elapsed.as_nanos() as u64);
@@ -312,7 +329,7 @@ impl Sandbox {
                 if recycle {
                     self.recycle();
                 }
-                return Ok(value);
+                return (Ok(value), lent);
             }
             Ok(Err(OutputFault::TooLarge { bytes, bound })) => {
                 PluginStats::add(&stats.output_bound_hits, 1);
@@ -345,7 +362,7 @@ impl Sandbox {
         };
         // A faulted instance may be in any state: never call it again.
         self.instance = None;
-        Err(self.record_fault(fault))
+        (Err(self.record_fault(fault)), lent)
     }
 
     fn record_fault(&mut self, fault: Fault) -> Fault {
@@ -411,23 +428,21 @@ impl Sandbox {
                 fault: None,
             };
         }
-        let shared = Arc::new(batch);
         let bound = self.plugin.spec.limits.max_output_bytes;
-        let lent = shared.clone();
-        let result = self.call(len, move |store, exports| {
+        // The batch moves into the store for the call and comes back after it: no copy of its
+        // records, no allocation.
+        let (result, lent) = self.call(len, LentBatch::Owned(batch), |store, exports, handle| {
             let Exports::Filter(exports) = exports else {
                 return Ok(Err(OutputFault::Invalid("not a filter".into())));
             };
-            let result = with_lent_batch(store, lent, |store, handle| {
-                exports.call_filter_logs(store, handle)
-            })?;
+            let result = exports.call_filter_logs(store, handle)?;
             let bytes = bindings::filter_result_size(&result);
             if bytes as u64 > bound {
                 return Ok(Err(OutputFault::TooLarge { bytes, bound }));
             }
             Ok(bindings::filter_verdict(result, len).map_err(OutputFault::Invalid))
         });
-        let batch = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+        let batch = lent.into_owned();
         match result {
             Ok(verdict) => {
                 let output = batch.select_and_edit(verdict.keep.as_deref(), &verdict.edits);
@@ -493,7 +508,7 @@ impl Sandbox {
             received,
         };
         let bound = self.plugin.spec.limits.max_output_bytes;
-        let result = self.call(lines.len(), move |store, exports| {
+        let (result, _) = self.call(lines.len(), LentBatch::Nothing, move |store, exports, _| {
             let Exports::Parser(exports) = exports else {
                 return Ok(Err(OutputFault::Invalid("not a parser".into())));
             };
@@ -560,16 +575,14 @@ impl Sandbox {
 
     /// Lets a detector observe one batch.
     pub fn observe(&mut self, batch: &Arc<LogBatch>) -> DetectOutcome {
-        let lent = batch.clone();
+        let lent = LentBatch::Shared(batch.clone());
         let bound = self.plugin.spec.limits.max_output_bytes;
         let source = self.plugin.spec.name.clone();
-        let result = self.call(batch.len(), move |store, exports| {
+        let (result, _) = self.call(batch.len(), lent, move |store, exports, handle| {
             let Exports::Detector(exports) = exports else {
                 return Ok(Err(OutputFault::Invalid("not a detector".into())));
             };
-            let alerts = with_lent_batch(store, lent, |store, handle| {
-                exports.call_observe_logs(store, handle)
-            })?;
+            let alerts = exports.call_observe_logs(store, handle)?;
             Ok(checked_alerts(alerts, bound, &source))
         });
         self.detect_outcome(result, batch.len())
@@ -579,7 +592,7 @@ impl Sandbox {
     pub fn tick(&mut self, now: i64) -> DetectOutcome {
         let bound = self.plugin.spec.limits.max_output_bytes;
         let source = self.plugin.spec.name.clone();
-        let result = self.call(0, move |store, exports| {
+        let (result, _) = self.call(0, LentBatch::Nothing, move |store, exports, _| {
             let Exports::Detector(exports) = exports else {
                 return Ok(Err(OutputFault::Invalid("not a detector".into())));
             };
@@ -610,7 +623,7 @@ impl Sandbox {
     /// A detector's state, for checkpointing.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, Fault> {
         let bound = self.plugin.spec.limits.max_output_bytes;
-        self.call(0, move |store, exports| {
+        self.call(0, LentBatch::Nothing, move |store, exports, _| {
             let Exports::Detector(exports) = exports else {
                 return Ok(Err(OutputFault::Invalid("not a detector".into())));
             };
@@ -623,12 +636,13 @@ impl Sandbox {
             }
             Ok(Ok(state))
         })
+        .0
     }
 
     /// Brings back a detector's state; it is also carried into later fresh instances.
     pub fn restore(&mut self, state: Vec<u8>) -> Result<(), Fault> {
         let carried = state.clone();
-        let result = self.call(0, move |store, exports| {
+        let (result, _) = self.call(0, LentBatch::Nothing, move |store, exports, _| {
             let Exports::Detector(exports) = exports else {
                 return Ok(Err(OutputFault::Invalid("not a detector".into())));
             };
@@ -641,19 +655,6 @@ impl Sandbox {
         }
         result
     }
-}
-
-/// Lends `batch` to the plugin for the duration of `call` and takes it back whatever happens.
-fn with_lent_batch<R>(
-    store: &mut Store<PluginState>,
-    batch: Arc<LogBatch>,
-    call: impl FnOnce(&mut Store<PluginState>, Resource<LogBatchResource>) -> wasmtime::Result<R>,
-) -> wasmtime::Result<R> {
-    let handle = store.data_mut().lend_batch(batch)?;
-    let borrowed = Resource::new_borrow(handle.rep());
-    let result = call(store, borrowed);
-    store.data_mut().return_batch(handle);
-    result
 }
 
 fn checked_alerts(

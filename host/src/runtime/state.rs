@@ -9,7 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{LogBatchResource, wit, wit_host};
 use super::stats::PluginStats;
-use crate::model::AttributeValueRef;
+use crate::model::{AttributeValueRef, LogBatch};
 
 /// Raised by the limiter when a plugin grows its memory past its cap.
 #[derive(Debug)]
@@ -64,10 +64,50 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// The batch a call lends the plugin, as the `log-batch` resource its export receives.
+#[derive(Default)]
+// Held by value on purpose: boxing it would cost an allocation per call, the thing it avoids.
+#[allow(clippy::large_enum_variant)]
+pub enum LentBatch {
+    /// No batch is lent (between calls, and for calls that take none).
+    #[default]
+    Nothing,
+    /// A batch the caller owns, moved into the store for the call and back out after it.
+    Owned(LogBatch),
+    /// A batch the caller shares.
+    Shared(Arc<LogBatch>),
+}
+
+impl LentBatch {
+    fn get(&self) -> Option<&LogBatch> {
+        match self {
+            LentBatch::Nothing => None,
+            LentBatch::Owned(batch) => Some(batch),
+            LentBatch::Shared(batch) => Some(batch),
+        }
+    }
+
+    /// The batch, owned again.
+    pub fn into_owned(self) -> LogBatch {
+        match self {
+            LentBatch::Nothing => LogBatch::new(),
+            LentBatch::Owned(batch) => batch,
+            LentBatch::Shared(batch) => Arc::unwrap_or_clone(batch),
+        }
+    }
+}
+
+/// The host representation of the lent batch's handle. The batch lives in a slot of the store
+/// data rather than in the resource table, so lending it costs no table insertion or removal;
+/// the guest only ever holds a borrow of it for the duration of one call.
+const LENT_BATCH_REP: u32 = 0;
+
 /// Store data of one plugin instance.
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// The batch of the current call.
+    lent: LentBatch,
     pub limiter: MemoryLimiter,
     plugin_name: Arc<str>,
     stats: Arc<PluginStats>,
@@ -85,6 +125,7 @@ impl PluginState {
         PluginState {
             wasi,
             table: ResourceTable::new(),
+            lent: LentBatch::Nothing,
             limiter: MemoryLimiter {
                 cap_bytes: memory_cap_bytes,
                 memory_bytes: 0,
@@ -95,24 +136,23 @@ impl PluginState {
         }
     }
 
-    /// Lends `batch` to the plugin for one call.
-    pub fn lend_batch(
-        &mut self,
-        batch: Arc<crate::model::LogBatch>,
-    ) -> wasmtime::Result<Resource<LogBatchResource>> {
-        Ok(self.table.push(LogBatchResource(batch))?)
+    /// Lends `batch` to the plugin until [`take_lent`](Self::take_lent); returns the borrowed
+    /// handle to pass to the export.
+    pub fn lend(&mut self, batch: LentBatch) -> Resource<LogBatchResource> {
+        self.lent = batch;
+        Resource::new_borrow(LENT_BATCH_REP)
     }
 
-    /// Takes the batch back after the call.
-    pub fn return_batch(&mut self, handle: Resource<LogBatchResource>) {
-        let _ = self.table.delete(handle);
+    /// Takes the lent batch back.
+    pub fn take_lent(&mut self) -> LentBatch {
+        std::mem::take(&mut self.lent)
     }
 
-    fn batch(
-        &self,
-        handle: &Resource<LogBatchResource>,
-    ) -> wasmtime::Result<&crate::model::LogBatch> {
-        Ok(&self.table.get(handle)?.0)
+    fn batch(&self, handle: &Resource<LogBatchResource>) -> wasmtime::Result<&LogBatch> {
+        match self.lent.get() {
+            Some(batch) if handle.rep() == LENT_BATCH_REP => Ok(batch),
+            _ => Err(wasmtime::Error::msg("unknown log-batch handle")),
+        }
     }
 }
 
@@ -264,8 +304,8 @@ impl wit::HostLogBatch for PluginState {
         })
     }
 
-    fn drop(&mut self, batch: Resource<LogBatchResource>) -> wasmtime::Result<()> {
-        self.table.delete(batch)?;
+    fn drop(&mut self, _batch: Resource<LogBatchResource>) -> wasmtime::Result<()> {
+        // The host only lends borrows of its batch; there is no owned handle to free.
         Ok(())
     }
 }

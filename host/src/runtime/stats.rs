@@ -67,7 +67,10 @@ impl PluginStats {
 
     /// Raises the memory high-water mark.
     pub fn observe_memory(&self, bytes: u64) {
-        self.memory_high_water_bytes.fetch_max(bytes, Relaxed);
+        // Read first: the mark rarely moves, and a load is cheaper than a read-modify-write.
+        if bytes > self.memory_high_water_bytes.load(Relaxed) {
+            self.memory_high_water_bytes.fetch_max(bytes, Relaxed);
+        }
     }
 
     /// Copies the counters.
