@@ -308,3 +308,33 @@ mod tests {
         assert!(pending.is_empty() && pending.deadline().is_none());
     }
 }
+
+/// How long a connection may stay quiet while the gateway shuts down before it is closed.
+pub const DRAIN_IDLE: Duration = Duration::from_millis(200);
+/// The longest a connection is still read after shutdown began.
+pub const DRAIN_MAX: Duration = Duration::from_secs(2);
+
+/// Reading a connection after shutdown began: what its client sent before the shutdown (still
+/// in flight or in the socket buffer) is read and handed on, until the client has been quiet for
+/// [`DRAIN_IDLE`] or [`DRAIN_MAX`] has passed.
+#[derive(Clone, Copy, Debug)]
+pub struct Drain {
+    until: tokio::time::Instant,
+}
+
+impl Drain {
+    /// Starts draining now.
+    pub fn start() -> Drain {
+        Drain {
+            until: tokio::time::Instant::now() + DRAIN_MAX,
+        }
+    }
+
+    /// Runs one read; `None` when the connection is done (quiet, or out of time).
+    pub async fn read<T>(&self, read: impl std::future::Future<Output = T>) -> Option<T> {
+        let quiet = tokio::time::Instant::now() + DRAIN_IDLE;
+        tokio::time::timeout_at(quiet.min(self.until), read)
+            .await
+            .ok()
+    }
+}

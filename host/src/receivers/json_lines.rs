@@ -38,7 +38,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::framing::{LineEvent, LineSplitter, PendingLines, submit_until_taken};
+use super::framing::{Drain, LineEvent, LineSplitter, PendingLines, submit_until_taken};
 use super::{ReceiverContext, ReceiverStats};
 use crate::intake::IntakeError;
 use crate::model::{Batch, LineBatch, Resource, StringColumn};
@@ -238,17 +238,21 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, settings: Arc
     let mut line_number: u64 = 0;
     let mut buffer = vec![0u8; 64 * 1024];
     let mut open = true;
+    let mut drain: Option<Drain> = None;
     while open {
         let due = pending.deadline().map(tokio::time::Instant::from_std);
-        let read = tokio::select! {
-            () = context.shutdown.cancelled() => {
-                if splitter.has_partial() {
-                    tracing::debug!(receiver = %context.name, %peer, "unfinished line dropped at shutdown");
+        let read = match drain {
+            // Shutting down: read what the client sent before, until it goes quiet; a last
+            // line without its newline then counts as complete, as at end of stream.
+            Some(drain) => Some(drain.read(stream.read(&mut buffer)).await.unwrap_or(Ok(0))),
+            None => tokio::select! {
+                () = context.shutdown.cancelled() => {
+                    drain = Some(Drain::start());
+                    continue;
                 }
-                break;
-            }
-            () = sleep_until_due(due) => None,
-            read = stream.read(&mut buffer) => Some(read),
+                () = sleep_until_due(due) => None,
+                read = stream.read(&mut buffer) => Some(read),
+            },
         };
         let mut take_line = |event: LineEvent<'_>| {
             line_number += 1;

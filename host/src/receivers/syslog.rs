@@ -40,7 +40,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::framing::submit_until_taken;
+use super::framing::{Drain, submit_until_taken};
 use super::{ReceiverContext, ReceiverStats};
 use crate::model::{AttributeValue, Batch, LogBatch, Resource};
 
@@ -265,10 +265,21 @@ async fn read_datagrams(
     const DATAGRAMS_PER_CHUNK: usize = 256;
     // One byte more than allowed, to tell an oversized datagram from one exactly at the limit.
     let mut buffer = vec![0u8; settings.max_frame_bytes.min(65_535) + 1];
+    let mut drain: Option<Drain> = None;
     loop {
-        let received = tokio::select! {
-            () = context.shutdown.cancelled() => break,
-            received = socket.recv_from(&mut buffer) => received,
+        let received = match drain {
+            // Shutting down: take the datagrams already sent, until the senders go quiet.
+            Some(drain) => match drain.read(socket.recv_from(&mut buffer)).await {
+                Some(received) => received,
+                None => break,
+            },
+            None => tokio::select! {
+                () = context.shutdown.cancelled() => {
+                    drain = Some(Drain::start());
+                    continue;
+                }
+                received = socket.recv_from(&mut buffer) => received,
+            },
         };
         let mut chunk = LogBatch::new();
         let observed = now_nanos();
@@ -359,13 +370,24 @@ async fn serve_connection(
     let peer = Peer::new(peer_address);
     let max = settings.max_frame_bytes;
     let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut drain: Option<Drain> = None;
     loop {
         if buffer.capacity() - buffer.len() < 4096 {
             buffer.reserve(64 * 1024);
         }
-        let read = tokio::select! {
-            () = context.shutdown.cancelled() => break,
-            read = stream.read_buf(&mut buffer) => read,
+        let read = match drain {
+            // Shutting down: read what the client sent before, until it goes quiet.
+            Some(drain) => match drain.read(stream.read_buf(&mut buffer)).await {
+                Some(read) => read,
+                None => Ok(0),
+            },
+            None => tokio::select! {
+                () = context.shutdown.cancelled() => {
+                    drain = Some(Drain::start());
+                    continue;
+                }
+                read = stream.read_buf(&mut buffer) => read,
+            },
         };
         let at_end = match read {
             Ok(0) => true,
