@@ -21,7 +21,8 @@ enum Source<'h> {
 /// One batch of log records. Columns are fetched from the host lazily, once per batch.
 pub struct LogBatch<'h> {
     source: Source<'h>,
-    len: usize,
+    /// Asked of the host only when no column fetched so far tells it.
+    len: OnceCell<usize>,
     timestamps: OnceCell<Vec<i64>>,
     observed_timestamps: OnceCell<Vec<i64>>,
     severity_numbers: OnceCell<Vec<u8>>,
@@ -92,10 +93,9 @@ impl<'h> LogBatch<'h> {
     /// Wraps the host's batch resource; used by the export macros.
     #[doc(hidden)]
     pub fn from_host(batch: &'h types::LogBatch) -> Self {
-        let len = batch.len() as usize;
         LogBatch {
             source: Source::Host(batch),
-            len,
+            len: OnceCell::new(),
             timestamps: OnceCell::new(),
             observed_timestamps: OnceCell::new(),
             severity_numbers: OnceCell::new(),
@@ -120,7 +120,7 @@ impl<'h> LogBatch<'h> {
         }
         LogBatch {
             source: Source::Owned,
-            len: records.len(),
+            len: filled(records.len()),
             timestamps: filled(records.iter().map(|r| r.timestamp).collect()),
             observed_timestamps: filled(records.iter().map(|r| r.observed_timestamp).collect()),
             severity_numbers: filled(records.iter().map(|r| r.severity_number).collect()),
@@ -152,12 +152,23 @@ impl<'h> LogBatch<'h> {
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.len
+        *self.len.get_or_init(|| {
+            // A fixed-width column already fetched tells the length without a host call.
+            if let Some(column) = self.severity_numbers.get() {
+                column.len()
+            } else if let Some(column) = self.timestamps.get() {
+                column.len()
+            } else if let Some(column) = self.observed_timestamps.get() {
+                column.len()
+            } else {
+                self.host().len() as usize
+            }
+        })
     }
 
     /// True when the batch has no record.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Event times, Unix nanoseconds.
@@ -216,7 +227,7 @@ impl<'h> LogBatch<'h> {
         let column: Rc<[Option<Value>]> = match self.source {
             Source::Host(batch) => batch.attribute(key).into(),
             Source::Owned => {
-                let mut column = vec![None; self.len];
+                let mut column = vec![None; self.len()];
                 for (record, attribute_key, value) in self.attributes().iter() {
                     if attribute_key == key {
                         column[record as usize] = Some(value.clone());
@@ -267,7 +278,7 @@ impl<'h> LogBatch<'h> {
 
     /// Views of every record, in order.
     pub fn records(&self) -> impl Iterator<Item = LogRecordView<'_, 'h>> + '_ {
-        (0..self.len).map(move |index| self.record(index))
+        (0..self.len()).map(move |index| self.record(index))
     }
 }
 
