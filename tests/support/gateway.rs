@@ -432,19 +432,26 @@ pub fn archive_rows(root: &Path, signal: &str) -> i64 {
 }
 
 /// Waits until the completed files of `signal` hold at least `rows` rows (the sink completes
-/// files at `max_file_age`); panics with what it found after `timeout`.
-pub fn wait_for_archive_rows(root: &Path, signal: &str, rows: i64, timeout: Duration) {
+/// files at `max_file_age`). Returns what it found instead when `timeout` passes first, for the
+/// test to report (the archive read after the gateway stops tells exactly what is missing).
+pub fn wait_for_archive_rows(
+    root: &Path,
+    signal: &str,
+    rows: i64,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         let found = archive_rows(root, signal);
         if found >= rows {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{signal}: {found} rows in the archive at {} after {timeout:?}, expected {rows}",
-            root.display()
-        );
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{signal}: {found} rows in the archive at {} after {timeout:?}, expected {rows}",
+                root.display()
+            ));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
