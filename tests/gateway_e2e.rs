@@ -334,7 +334,7 @@ impl Plan {
 /// A span as sent: `(name, trace id hex, span id hex, parent span id hex)`.
 type SentSpan = (String, String, String, Option<String>);
 
-/// Runs `tests/python/otlp_send_plan.py`; returns the spans it made.
+/// Starts `tests/python/otlp_send_plan.py` on `plan`; [`python_sender_spans`] waits for it.
 fn spawn_python_sender(protocol: &str, endpoint: String, plan: &Plan) -> std::process::Child {
     let mut child = std::process::Command::new(support::python())
         .arg(support::workspace_root().join("tests/python/otlp_send_plan.py"))
@@ -354,6 +354,7 @@ fn spawn_python_sender(protocol: &str, endpoint: String, plan: &Plan) -> std::pr
     child
 }
 
+/// Waits for a Python sender to finish; returns the spans it made.
 fn python_sender_spans(child: std::process::Child) -> Vec<SentSpan> {
     let output = child.wait_with_output().expect("python ends");
     assert!(
