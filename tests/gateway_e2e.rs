@@ -2140,9 +2140,6 @@ path = {archive}
 }
 
 #[test]
-#[ignore = "gateway bug: on SIGTERM the JSON-lines and syslog TCP connections stop reading at once \
-            (receivers/json_lines.rs serve_connection, receivers/syslog.rs serve_connection: \
-            `shutdown.cancelled() => break`), so lines a client already sent are discarded"]
 fn lines_a_tcp_client_sent_before_sigterm_are_drained_into_the_sinks() {
     let _schedule = shared();
     let dir = tempfile::tempdir().unwrap();
@@ -2222,10 +2219,6 @@ path = {out}
 }
 
 #[test]
-#[ignore = "gateway bug: the HTTP receivers answer 413 before reading the whole body and close \
-            the connection with the rest unread, so it is reset and the client often gets no \
-            answer: receivers/otlp/http.rs decode_request (declared Content-Length check, nothing \
-            read: 2-10 % of requests here), receivers/json_lines.rs (axum DefaultBodyLimit: ~0.5 %)"]
 fn an_oversized_http_request_is_always_answered_413() {
     let _schedule = shared();
     let dir = tempfile::tempdir().unwrap();

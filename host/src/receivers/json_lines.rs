@@ -25,8 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::framing::{Drain, LineEvent, LineSplitter, PendingLines, submit_until_taken};
+use super::http_body::{BodyError, read_bounded};
 use super::{ReceiverContext, ReceiverStats};
 use crate::intake::IntakeError;
 use crate::model::{Batch, LineBatch, Resource, StringColumn};
@@ -341,11 +341,10 @@ async fn sleep_until_due(due: Option<tokio::time::Instant>) {
 async fn serve_http(listener: TcpListener, settings: Arc<Settings>) {
     let shutdown = settings.context.shutdown.clone();
     let name = settings.context.name.clone();
-    let limit = settings.max_request_bytes;
     let app = Router::new()
         .route("/", post(receive_request))
         .route("/v1/jsonl", post(receive_request))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::disable())
         .with_state(settings);
     let served = axum::serve(
         listener,
@@ -387,23 +386,27 @@ async fn receive_request(
     State(settings): State<Arc<Settings>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let context = &settings.context;
     ReceiverStats::add(&context.stats.requests, 1);
-    let body = match body {
+    let body = match read_bounded(&headers, body, settings.max_request_bytes).await {
         Ok(body) => body,
-        Err(rejection) => {
-            // Over max_request_bytes (413), or the body could not be read.
+        Err(error) => {
             ReceiverStats::add(&context.stats.records_malformed, 1);
-            let message = match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => format!(
-                    "the body is larger than max_request_bytes ({})",
-                    settings.max_request_bytes
+            return match error {
+                BodyError::TooLarge => error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the body is larger than max_request_bytes ({})",
+                        settings.max_request_bytes
+                    ),
                 ),
-                _ => rejection.body_text(),
+                BodyError::Read(error) => error_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {error}"),
+                ),
             };
-            return error_response(rejection.status(), message);
         }
     };
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {

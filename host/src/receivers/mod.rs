@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod framing;
+pub mod http_body;
 pub mod json_lines;
 pub mod otlp;
 pub mod remote_write;

@@ -24,8 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +39,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::http_body::{BodyError, read_bounded};
 use super::{ReceiverContext, ReceiverStats};
 use crate::intake::IntakeError;
 use crate::model::{Batch, MetricBatch};
@@ -170,7 +170,7 @@ pub async fn start(
     });
     let app = Router::new()
         .route(&config.path, post(receive_write))
-        .layer(DefaultBodyLimit::max(config.max_request_bytes))
+        .layer(DefaultBodyLimit::disable())
         .with_state(settings);
     Ok(vec![tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -230,7 +230,7 @@ fn check_headers(headers: &HeaderMap) -> Result<(), String> {
 async fn receive_write(
     State(settings): State<Arc<Settings>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let context = &settings.context;
     ReceiverStats::add(&context.stats.requests, 1);
@@ -239,9 +239,9 @@ async fn receive_write(
         tracing::debug!(receiver = %context.name, %status, "remote-write request refused: {message}");
         answer(status, message)
     };
-    let body = match body {
+    let body = match read_bounded(&headers, body, settings.max_request_bytes).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(BodyError::TooLarge) => {
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
@@ -250,7 +250,12 @@ async fn receive_write(
                 ),
             );
         }
-        Err(rejection) => return refuse(rejection.status(), rejection.body_text()),
+        Err(BodyError::Read(error)) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {error}"),
+            );
+        }
     };
     if let Err(message) = check_headers(&headers) {
         return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);

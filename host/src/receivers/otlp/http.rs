@@ -19,7 +19,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -38,6 +37,7 @@ use tonic::Code;
 
 use super::{Exports, drain_deadline, rpc};
 use crate::intake::IntakeError;
+use crate::receivers::http_body::{BodyError, read_bounded};
 
 /// Spawns the HTTP server on `listener`; it stops accepting when the receiver's shutdown token
 /// is cancelled and ends once the requests in hand are answered.
@@ -303,17 +303,10 @@ async fn decode_request<R: Message + Default + DeserializeOwned>(
             encoding,
         )
     };
-    let declared_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > max_request_bytes as u64) {
-        return Err(too_large());
-    }
-    let bytes = match Limited::new(body, max_request_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => return Err(too_large()),
-        Err(error) => {
+    let bytes = match read_bounded(headers, body, max_request_bytes).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::Read(error)) => {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 format!("cannot read the request body: {error}"),
