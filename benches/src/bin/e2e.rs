@@ -624,7 +624,9 @@ fn run(args: Args) -> anyhow::Result<bool> {
     if let Some(at) = summary.find("sluice: stopped") {
         println!("  gateway summary:");
         for line in summary[at..].lines().skip(1) {
-            println!("    {}", line.trim());
+            if !line.trim().is_empty() {
+                println!("    {}", line.trim());
+            }
         }
     }
 
