@@ -1,6 +1,7 @@
 //! Memory per plugin instance (plain `main`, not criterion): the process's resident set
 //! (`VmRSS` of `/proc/self/status`) with the engine created and severity-filter loaded (idle),
-//! then its growth over N live sandboxes that each processed one 1024-record batch, divided by N.
+//! then its growth over N live sandboxes that each processed one 1024-record batch, divided by N,
+//! and what stays resident once they are all dropped (pool slots keep some memory warm).
 //! The plugin is compiled into the (temporary) cache by a child process first, so the figures are
 //! those of a gateway starting on a warm cache; the child reports what compiling costs instead.
 //!
@@ -135,6 +136,9 @@ fn main() {
     }
     let elapsed = started.elapsed();
     let after_all = Rss::now();
+    // What their pool slots keep once they are gone (`linear_memory_keep_resident`).
+    drop(sandboxes);
+    let after_drop = Rss::now();
     let stats = loaded.stats.snapshot();
     assert_eq!(stats.instances_created, instances as u64 + 1);
     assert_eq!(stats.faults, 0);
@@ -186,6 +190,11 @@ fn main() {
         after_all.minus(after_first),
         instances as f64,
     );
+    row(
+        "kept per instance once all are dropped",
+        after_drop.minus(after_first),
+        instances as f64,
+    );
     println!();
     println!(
         "plugin memory_high_water_bytes: {} ({:.2} MiB of linear memory per instance)",
@@ -201,6 +210,5 @@ fn main() {
         "targets: ≤ 2 MB per instance (issue), ≤ 1.5 MB (design); \
          idle RSS ≤ 25 MB (design, whole gateway)"
     );
-    drop(sandboxes);
     drop(first);
 }
