@@ -869,38 +869,7 @@ retry_initial = "100ms"
 
 // ── 2. Every plain receiver through one config ─────────────────────────────────────────────────
 
-/// `prometheus.WriteRequest` and friends (remote-write 1.0), from Prometheus' `prompb`.
-mod prompb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-}
+use support::prompb;
 
 /// One series of a remote-write request: labels (sorted, `__name__` first) and
 /// `(value, milliseconds)` samples.
@@ -919,6 +888,7 @@ fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> prompb::TimeSeries
             .iter()
             .map(|&(value, timestamp)| prompb::Sample { value, timestamp })
             .collect(),
+        exemplars: Vec::new(),
     }
 }
 

@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::prompb;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -22,52 +24,6 @@ use sluice::receivers::{ReceiverConfig, ReceiverContext, ReceiverStats};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// `prometheus.WriteRequest` and friends, written from `prompb/remote.proto` and
-/// `prompb/types.proto` independently of the receiver's own definitions.
-mod wire {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-        #[prost(message, repeated, tag = "3")]
-        pub exemplars: Vec<Exemplar>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Exemplar {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(double, tag = "2")]
-        pub value: f64,
-        #[prost(int64, tag = "3")]
-        pub timestamp: i64,
-    }
-}
 
 struct Running {
     batches: mpsc::Receiver<Envelope>,
@@ -368,28 +324,28 @@ remote_write:
 // ---------------------------------------------------------------------------------------------
 // Requests encoded here.
 
-fn label(name: &str, value: &str) -> wire::Label {
-    wire::Label {
+fn label(name: &str, value: &str) -> prompb::Label {
+    prompb::Label {
         name: name.into(),
         value: value.into(),
     }
 }
 
-fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> wire::TimeSeries {
-    wire::TimeSeries {
+fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> prompb::TimeSeries {
+    prompb::TimeSeries {
         labels: labels
             .iter()
             .map(|(name, value)| label(name, value))
             .collect(),
         samples: samples
             .iter()
-            .map(|&(value, timestamp)| wire::Sample { value, timestamp })
+            .map(|&(value, timestamp)| prompb::Sample { value, timestamp })
             .collect(),
         exemplars: Vec::new(),
     }
 }
 
-fn encode(request: &wire::WriteRequest) -> Vec<u8> {
+fn encode(request: &prompb::WriteRequest) -> Vec<u8> {
     snap::raw::Encoder::new()
         .compress_vec(&request.encode_to_vec())
         .unwrap()
@@ -436,12 +392,12 @@ async fn encoded_requests_arrive_exactly_and_bad_ones_are_refused() {
         ],
         &[(0.25, 1_700_000_000_500)],
     );
-    exemplar_series.exemplars.push(wire::Exemplar {
+    exemplar_series.exemplars.push(prompb::Exemplar {
         labels: vec![label("trace_id", "abc")],
         value: 0.3,
         timestamp: 1_700_000_000_400,
     });
-    let request = wire::WriteRequest {
+    let request = prompb::WriteRequest {
         timeseries: vec![
             series(
                 &[
@@ -554,7 +510,7 @@ async fn encoded_requests_arrive_exactly_and_bad_ones_are_refused() {
     );
 
     // Bad requests: each refused, nothing reaches the intake.
-    let good = encode(&wire::WriteRequest {
+    let good = encode(&prompb::WriteRequest {
         timeseries: vec![series(&[("__name__", "x")], &[(1.0, 1)])],
     });
     let cases: Vec<BadRequest> = vec![
@@ -632,7 +588,7 @@ async fn an_overloaded_intake_answers_503_with_retry_after() {
     let mut running = start("", Intake::new(1, Duration::from_millis(50))).await;
     let client = http_client();
     let body = |value: f64| {
-        encode(&wire::WriteRequest {
+        encode(&prompb::WriteRequest {
             timeseries: vec![series(&[("__name__", "x"), ("job", "j")], &[(value, 1000)])],
         })
     };

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod prompb;
 
 use std::path::PathBuf;
 
