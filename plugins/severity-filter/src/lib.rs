@@ -67,28 +67,20 @@ impl Plugin for SeverityFilter {
 impl Filter for SeverityFilter {
     fn filter_batch(&mut self, batch: &LogBatch<'_>) -> FilterResult {
         let (min, keep_unspecified) = (self.min, u8::from(self.keep_unspecified));
-        let keeps =
-            |severity: u8| u8::from(severity >= min) | (u8::from(severity == 0) & keep_unspecified);
         let severities = batch.severity_numbers();
-        let mut mask = vec![0u8; severities.len()];
-        let mut kept = 0usize;
-        // One branch-free pass in blocks of 16 records, the width of a SIMD vector: the mask and
-        // the count of kept records together.
-        let mut blocks = mask.chunks_exact_mut(16);
-        let mut inputs = severities.chunks_exact(16);
-        for (block, input) in (&mut blocks).zip(&mut inputs) {
-            let mut count = 0u8;
-            for (keep, &severity) in block.iter_mut().zip(input) {
-                *keep = keeps(severity);
-                count += *keep;
-            }
-            kept += usize::from(count);
-        }
-        for (keep, &severity) in blocks.into_remainder().iter_mut().zip(inputs.remainder()) {
-            *keep = keeps(severity);
-            kept += usize::from(*keep);
-        }
-        let keep = if kept == mask.len() {
+        // Branch-free, so that LLVM vectorises both passes (16 records per wasm SIMD instruction):
+        // the mask, then an AND over it, 64 records at a time. A single pass that also counts the
+        // kept records is as fast as wasm but three times slower natively.
+        let mask: Vec<u8> = severities
+            .iter()
+            .map(|&severity| {
+                u8::from(severity >= min) | (u8::from(severity == 0) & keep_unspecified)
+            })
+            .collect();
+        let all = mask
+            .chunks(64)
+            .all(|block| block.iter().fold(1, |all, &keep| all & keep) != 0);
+        let keep = if all {
             Selection::All
         } else {
             Selection::Mask(mask)
