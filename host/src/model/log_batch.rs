@@ -831,7 +831,7 @@ impl Segment {
 
 /// Splits the kept records into runs of consecutive unedited records and single edited ones.
 fn segments(kept: &[u32], edits: &[RecordEdit]) -> Vec<Segment> {
-    let mut segments = Vec::new();
+    let mut segments = Vec::with_capacity(kept.len());
     let mut next_edit = 0;
     let mut position = 0;
     let edit_at =
