@@ -50,25 +50,30 @@ pub struct MetricBatch {
 impl MetricBatch {
     /// Number of data points (a histogram point counts once).
     pub fn len(&self) -> usize {
-        self.resource_metrics
-            .iter()
-            .flat_map(|resource| &resource.scope_metrics)
-            .flat_map(|scope| &scope.metrics)
-            .map(|metric| match &metric.data {
-                Some(metric::Data::Gauge(gauge)) => gauge.data_points.len(),
-                Some(metric::Data::Sum(sum)) => sum.data_points.len(),
-                Some(metric::Data::Histogram(histogram)) => histogram.data_points.len(),
-                Some(metric::Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
-                Some(metric::Data::Summary(summary)) => summary.data_points.len(),
-                None => 0,
-            })
-            .sum()
+        self.resource_metrics.iter().map(points_of).sum()
     }
 
     /// True when there is no data point.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Number of data points under one resource (a histogram point counts once).
+pub fn points_of(resource: &ResourceMetrics) -> usize {
+    resource
+        .scope_metrics
+        .iter()
+        .flat_map(|scope| &scope.metrics)
+        .map(|metric| match &metric.data {
+            Some(metric::Data::Gauge(gauge)) => gauge.data_points.len(),
+            Some(metric::Data::Sum(sum)) => sum.data_points.len(),
+            Some(metric::Data::Histogram(histogram)) => histogram.data_points.len(),
+            Some(metric::Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
+            Some(metric::Data::Summary(summary)) => summary.data_points.len(),
+            None => 0,
+        })
+        .sum()
 }
 
 /// Spans, held in the OTLP data model's own structure (resource → scope → spans), which is also

@@ -11,7 +11,7 @@ pub mod otlp;
 mod resource;
 mod value;
 
-pub use batch::{Batch, LineBatch, MetricBatch, Signal, SpanBatch};
+pub use batch::{Batch, LineBatch, MetricBatch, Signal, SpanBatch, points_of};
 pub use log_batch::{LogBatch, LogRecord, RecordChange, RecordEdit, StringColumn};
 pub use resource::Resource;
 pub use value::{AttributeValue, AttributeValueRef};

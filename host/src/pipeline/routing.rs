@@ -10,7 +10,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 
 use crate::config::{PipelineConfig, severity_from_name};
-use crate::model::{AttributeValue, Batch, LogBatch, MetricBatch, Signal, SpanBatch};
+use crate::model::{AttributeValueRef, Batch, LogBatch, MetricBatch, Signal, SpanBatch, points_of};
 
 /// One route, with its sink names resolved to indices.
 #[derive(Clone, Debug)]
@@ -158,10 +158,10 @@ fn log_mask(route: &Route, logs: &LogBatch) -> Vec<bool> {
                 && route.resource.iter().all(|(key, want)| {
                     logs.resource_of(index)
                         .attribute(key)
-                        .is_some_and(|value| value_is(value, want))
+                        .is_some_and(|value| value_is(value.into(), want))
                 })
                 && route.attributes.iter().all(|(key, want)| {
-                    logs.attributes_of(index)
+                    logs.attribute_refs_of(index)
                         .any(|(k, value)| k == key && value_is(value, want))
                 })
         })
@@ -177,10 +177,7 @@ fn metric_mask(route: &Route, metrics: &MetricBatch) -> Vec<bool> {
                 .as_ref()
                 .is_some_and(|r| key_value_is(&r.attributes, key, want))
         });
-        let points = MetricBatch {
-            resource_metrics: vec![resource.clone()],
-        }
-        .len();
+        let points = points_of(resource);
         // Metric point attributes are not matched: a route with `attributes` takes no point.
         mask.extend(std::iter::repeat_n(
             resource_matches && route.attributes.is_empty() && route.min_severity.is_none(),
@@ -244,10 +241,7 @@ fn select(batch: &Batch, mask: &[bool]) -> Batch {
             let mut offset = 0;
             let mut selected = MetricBatch::default();
             for resource in &metrics.resource_metrics {
-                let points = MetricBatch {
-                    resource_metrics: vec![resource.clone()],
-                }
-                .len();
+                let points = points_of(resource);
                 if points > 0 && mask[offset] {
                     selected.resource_metrics.push(resource.clone());
                 }
@@ -259,13 +253,13 @@ fn select(batch: &Batch, mask: &[bool]) -> Batch {
     }
 }
 
-fn value_is(value: &AttributeValue, want: &str) -> bool {
+fn value_is(value: AttributeValueRef<'_>, want: &str) -> bool {
     match value {
-        AttributeValue::Str(text) => text == want,
-        AttributeValue::Int(number) => number.to_string() == want,
-        AttributeValue::Double(number) => number.to_string() == want,
-        AttributeValue::Bool(flag) => flag.to_string() == want,
-        AttributeValue::Bytes(bytes) => hex::encode(bytes) == want,
+        AttributeValueRef::Str(text) => text == want,
+        AttributeValueRef::Int(number) => number.to_string() == want,
+        AttributeValueRef::Double(number) => number.to_string() == want,
+        AttributeValueRef::Bool(flag) => flag.to_string() == want,
+        AttributeValueRef::Bytes(bytes) => hex::encode(bytes) == want,
     }
 }
 
@@ -283,4 +277,145 @@ fn key_value_is(attributes: &[KeyValue], key: &str, want: &str) -> bool {
                     _ => false,
                 })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+
+    use super::*;
+    use crate::config::GatewayConfig;
+    use crate::model::{LogRecord, Resource};
+
+    /// The router of pipeline `main` in a config with sinks `all` (0), `checkout` (1), `errors` (2).
+    fn router(pipeline: &str) -> Router {
+        let text = format!(
+            "[receivers.in]\ntype = \"stdin\"\n[sinks.all]\ntype = \"stdout\"\n[sinks.errors]\ntype = \"stdout\"\n[sinks.checkout]\ntype = \"stdout\"\n[pipelines.main]\nreceivers = [\"in\"]\n{pipeline}"
+        );
+        let config = GatewayConfig::parse(&text, "test").unwrap();
+        let names: Vec<&String> = config.sinks.keys().collect();
+        Router::new(&config.pipelines["main"], |name| {
+            names.iter().position(|sink| sink.as_str() == name).unwrap()
+        })
+    }
+
+    fn log(service: &str, severity: u8, user: &str) -> LogRecord {
+        LogRecord {
+            severity_number: severity,
+            body: format!("{service} {severity} {user}"),
+            attributes: vec![("user".into(), user.into())],
+            resource: Arc::new(Resource::with_attributes(vec![(
+                "service.name".into(),
+                service.into(),
+            )])),
+            ..LogRecord::default()
+        }
+    }
+
+    fn bodies(batch: &Batch) -> Vec<String> {
+        match batch {
+            Batch::Logs(logs) => logs.records().map(|record| record.body).collect(),
+            other => panic!("not logs: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn log_records_go_to_every_route_they_match_once_per_sink() {
+        // Sink indices follow the sinks' names: all = 0, checkout = 1, errors = 2.
+        let router = router(
+            "sinks = [\"all\"]\n[[pipelines.main.routes]]\nsinks = [\"errors\", \"all\"]\nmin_severity = \"error\"\n[[pipelines.main.routes]]\nsinks = [\"checkout\"]\nresource = { \"service.name\" = \"checkout\" }\nattributes = { user = \"bob\" }\n",
+        );
+        let records = [
+            log("checkout", 17, "bob"),
+            log("checkout", 9, "bob"),
+            log("checkout", 17, "eve"),
+            log("billing", 21, "bob"),
+        ];
+        let routed = router.route(Batch::Logs(LogBatch::from_records(&records)));
+        assert_eq!(routed.unrouted, 0);
+        let by_sink: Vec<(usize, Vec<String>)> = routed
+            .deliveries
+            .iter()
+            .map(|(sink, part)| (*sink, bodies(part)))
+            .collect();
+        assert_eq!(
+            by_sink,
+            vec![
+                (0, records.iter().map(|r| r.body.clone()).collect()),
+                (1, vec!["checkout 17 bob".into(), "checkout 9 bob".into()]),
+                (
+                    2,
+                    vec![
+                        "checkout 17 bob".into(),
+                        "checkout 17 eve".into(),
+                        "billing 21 bob".into()
+                    ]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn records_no_route_takes_are_counted() {
+        let router =
+            router("[[pipelines.main.routes]]\nsinks = [\"errors\"]\nmin_severity = \"error\"\n");
+        let records = [log("a", 17, "x"), log("a", 9, "x"), log("a", 5, "x")];
+        let routed = router.route(Batch::Logs(LogBatch::from_records(&records)));
+        assert_eq!(routed.unrouted, 2);
+        assert_eq!(routed.deliveries.len(), 1);
+        assert_eq!(bodies(&routed.deliveries[0].1), vec!["a 17 x".to_string()]);
+    }
+
+    fn resource_metrics(service: &str, points: usize) -> ResourceMetrics {
+        ResourceMetrics {
+            resource: Some(OtlpResource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "up".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint::default(); points],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn metric_points_are_routed_by_resource() {
+        let router = router(
+            "[[pipelines.main.routes]]\nsinks = [\"checkout\"]\nresource = { \"service.name\" = \"checkout\" }\n",
+        );
+        let batch = MetricBatch {
+            resource_metrics: vec![
+                resource_metrics("billing", 2),
+                resource_metrics("checkout", 3),
+            ],
+        };
+        let routed = router.route(Batch::Metrics(batch));
+        assert_eq!(routed.unrouted, 2);
+        assert_eq!(routed.deliveries.len(), 1);
+        let Batch::Metrics(part) = routed.deliveries[0].1.as_ref() else {
+            panic!("not metrics");
+        };
+        assert_eq!(part.len(), 3);
+        assert_eq!(part.resource_metrics.len(), 1);
+    }
 }
