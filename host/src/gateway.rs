@@ -1,6 +1,7 @@
-//! The running gateway: sinks, pipelines, the dispatcher between the intake and the pipelines,
-//! and receivers, started in that order (so nothing is accepted before it has somewhere to go)
-//! and stopped in the reverse order (so everything accepted is written out).
+//! The running gateway: the durable intake log, sinks, pipelines (each reading the log) and
+//! receivers, started in that order (so nothing is accepted before it has somewhere to go) and
+//! stopped in the reverse order (so everything accepted is written out, and what could not be
+//! stays in the log for the next start).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,16 +14,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
-use crate::intake::{Envelope, Intake};
-use crate::model::{Batch, Signal};
-use crate::pipeline::{self, Outputs, Pipeline, PipelineStats, Router, Stages};
+use crate::intake::{Intake, Log, Repair};
+use crate::pipeline::{self, Edge, Input, Outputs, Pipeline, PipelineStats, Router, Stages};
 use crate::receivers::{self, ReceiverContext, ReceiverStats};
 use crate::runtime::{PluginEngine, PluginStats};
 use crate::sinks::{self, SinkContext, SinkStats};
 use crate::telemetry;
-
-/// Per receiver name: the input queues of the pipelines it feeds, with the signals each takes.
-type PipelineInputs = BTreeMap<String, Vec<(Vec<Signal>, mpsc::Sender<Batch>)>>;
 
 /// A config with every plugin loaded and initialised: what `validate` checks and `run` starts.
 pub struct Prepared {
@@ -105,14 +102,18 @@ pub struct GatewayStats {
     pub pipelines: BTreeMap<String, Arc<PipelineStats>>,
     /// Per sink.
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
+    /// The durable intake log.
+    pub log: Option<Arc<Log>>,
+    /// What the log's recovery repaired at start-up.
+    pub repairs: Vec<Repair>,
 }
 
 /// A started gateway.
 pub struct Gateway {
     shutdown: CancellationToken,
-    receivers_stopped: CancellationToken,
     receiver_tasks: Vec<JoinHandle<()>>,
-    dispatcher: JoinHandle<()>,
+    log: Arc<Log>,
+    pipeline_stop: pipeline::Stop,
     pipeline_threads: Vec<std::thread::JoinHandle<()>>,
     sink_tasks: Vec<(String, JoinHandle<()>)>,
     admin: Option<JoinHandle<()>>,
@@ -126,7 +127,18 @@ impl Gateway {
         let Prepared { config, pipelines } = prepared;
         let mut stats = GatewayStats::default();
         let shutdown = CancellationToken::new();
-        let receivers_stopped = CancellationToken::new();
+
+        let buffer = config.buffer.clone();
+        let (log, recovery) = tokio::task::spawn_blocking(move || Log::open(&buffer))
+            .await
+            .context("buffer: the opening task failed")?
+            .context("buffer: cannot open")?;
+        for repair in &recovery.repairs {
+            tracing::warn!(buffer = %log.dir().display(), "{repair}");
+        }
+        tracing::info!(buffer = %log.dir().display(), entries = recovery.entries(), "buffer open");
+        stats.log = Some(log.clone());
+        stats.repairs = recovery.repairs;
 
         let mut sink_senders = Vec::new();
         let mut sink_tasks = Vec::new();
@@ -138,26 +150,40 @@ impl Gateway {
                 items,
                 stats: sink_stats.clone(),
             };
-            let task = sinks::start(sink, context)
-                .await
-                .with_context(|| format!("sinks.{name}: cannot start"))?;
+            let task = match sinks::start(sink, context).await {
+                Ok(task) => task,
+                Err(error) => {
+                    let log = log.clone();
+                    let _ = tokio::task::spawn_blocking(move || log.shutdown()).await;
+                    return Err(error.context(format!("sinks.{name}: cannot start")));
+                }
+            };
             stats.sinks.insert(name.clone(), sink_stats);
             sink_senders.push(sender);
             sink_tasks.push((name.clone(), task));
         }
 
-        let runtime = tokio::runtime::Handle::current();
-        let mut routes = PipelineInputs::new();
+        let sink_names: Vec<&String> = config.sinks.keys().collect();
+        let pipeline_stop = pipeline::Stop::default();
         let mut pipeline_threads = Vec::new();
         for (name, pipeline) in pipelines {
             let pipeline_config = &config.pipelines[&name];
-            let (sender, input) = mpsc::channel(4);
-            for receiver in &pipeline_config.receivers {
-                routes
-                    .entry(receiver.clone())
-                    .or_default()
-                    .push((pipeline_config.signals.clone(), sender.clone()));
-            }
+            let edges = pipeline_config
+                .record_sinks()
+                .into_iter()
+                .map(|sink| {
+                    let index = sink_names
+                        .iter()
+                        .position(|known| known.as_str() == sink)
+                        .expect("config checked that sinks exist");
+                    let consumer = log.consumer(&name, sink, config.sinks[sink].when_full());
+                    Edge::new(index, consumer, sink_senders[index].clone())
+                })
+                .collect();
+            let input = Input {
+                receivers: pipeline_config.receivers.clone(),
+                signals: pipeline_config.signals.clone(),
+            };
             stats.pipelines.insert(name.clone(), pipeline.stats());
             for sandbox in pipeline.stages().sandboxes() {
                 stats.plugins.insert(
@@ -165,15 +191,20 @@ impl Gateway {
                     sandbox.stats().clone(),
                 );
             }
-            let thread = pipeline::spawn(pipeline, input, sink_senders.clone(), runtime.clone())
-                .with_context(|| format!("pipelines.{name}: cannot start its thread"))?;
+            let thread = pipeline::spawn(
+                pipeline,
+                input,
+                log.clone(),
+                edges,
+                sink_senders.clone(),
+                pipeline_stop.clone(),
+            )
+            .with_context(|| format!("pipelines.{name}: cannot start its thread"))?;
             pipeline_threads.push(thread);
         }
         drop(sink_senders);
 
-        let (intake, envelopes) = Intake::new(config.intake_capacity, Duration::from_secs(5));
-        let dispatcher = tokio::spawn(dispatch(envelopes, routes, receivers_stopped.clone()));
-
+        let intake = Intake::durable(log.clone());
         let receiver_stats: BTreeMap<String, Arc<ReceiverStats>> = config
             .receivers
             .keys()
@@ -185,9 +216,9 @@ impl Gateway {
 
         let mut gateway = Gateway {
             shutdown,
-            receivers_stopped,
             receiver_tasks: Vec::new(),
-            dispatcher,
+            log,
+            pipeline_stop,
             pipeline_threads,
             sink_tasks,
             admin: None,
@@ -244,9 +275,9 @@ impl Gateway {
     pub async fn stop(self, timeout: Duration) {
         let Gateway {
             shutdown,
-            receivers_stopped,
             receiver_tasks,
-            dispatcher,
+            log,
+            pipeline_stop,
             pipeline_threads,
             sink_tasks,
             admin,
@@ -259,70 +290,37 @@ impl Gateway {
                 tracing::error!("a receiver did not stop in time");
             }
         }
-        receivers_stopped.cancel();
-        if tokio::time::timeout_at(deadline, dispatcher).await.is_err() {
-            tracing::error!("the dispatcher did not drain in time");
+        // Everything acknowledged is in the log; the pipelines deliver what it holds.
+        {
+            let log = log.clone();
+            let _ = tokio::task::spawn_blocking(move || log.close()).await;
         }
+        pipeline_stop.draining.store(true, Ordering::Relaxed);
         let threads = tokio::task::spawn_blocking(move || {
             for thread in pipeline_threads {
                 let _ = thread.join();
             }
         });
-        if tokio::time::timeout_at(deadline, threads).await.is_err() {
-            tracing::error!("a pipeline did not finish in time");
+        tokio::pin!(threads);
+        if tokio::time::timeout_at(deadline, &mut threads)
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "pipelines did not deliver everything in time; the rest stays in the buffer for the next start"
+            );
+            pipeline_stop.abandon.store(true, Ordering::Relaxed);
+            let _ = threads.await;
         }
         for (name, task) in sink_tasks {
             if tokio::time::timeout_at(deadline, task).await.is_err() {
-                tracing::error!(sink = %name, "sink did not flush in time");
+                tracing::error!(sink = %name, "sink did not flush in time; what it had not written stays in the buffer for the next start");
             }
         }
+        // Save every cursor (sinks that finished moved theirs to the end).
+        let _ = tokio::task::spawn_blocking(move || log.shutdown()).await;
         if let Some(admin) = admin {
             let _ = tokio::time::timeout_at(deadline, admin).await;
-        }
-    }
-}
-
-/// Hands each envelope to the pipelines its receiver feeds (for its signal). Ends once the
-/// receivers have stopped and the intake is drained.
-async fn dispatch(
-    mut envelopes: mpsc::Receiver<Envelope>,
-    routes: PipelineInputs,
-    receivers_stopped: CancellationToken,
-) {
-    loop {
-        let envelope = tokio::select! {
-            envelope = envelopes.recv() => envelope,
-            () = receivers_stopped.cancelled() => {
-                envelopes.close();
-                envelopes.recv().await
-            }
-        };
-        let Some(Envelope { receiver, batch }) = envelope else {
-            break;
-        };
-        let signal = batch.signal();
-        let targets: Vec<&mpsc::Sender<Batch>> = routes
-            .get(&*receiver)
-            .into_iter()
-            .flatten()
-            .filter(|(signals, _)| signals.contains(&signal))
-            .map(|(_, sender)| sender)
-            .collect();
-        if targets.is_empty() {
-            tracing::debug!(%receiver, %signal, "no pipeline takes this signal from this receiver");
-            continue;
-        }
-        let last = targets.len() - 1;
-        let mut batch = Some(batch);
-        for (index, target) in targets.into_iter().enumerate() {
-            let part = if index == last {
-                batch.take().expect("moved once, at the last target")
-            } else {
-                batch.clone().expect("present until the last target")
-            };
-            if target.send(part).await.is_err() {
-                tracing::error!(%receiver, "a pipeline ended early");
-            }
         }
     }
 }

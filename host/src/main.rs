@@ -30,6 +30,21 @@ enum Top {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Look into the durable intake log.
+    Buffer {
+        #[command(subcommand)]
+        command: BufferCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BufferCommand {
+    /// Show a buffer directory's segments, the sinks' cursors and any damage (read-only: safe on
+    /// a running gateway's directory). Exits with 1 when it finds damage.
+    Inspect {
+        /// The buffer directory (`[buffer] path`, default ./data/buffer).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,6 +91,16 @@ fn main() -> ExitCode {
         Top::Plugin {
             command: PluginCommand::Test(args),
         } => cli::plugin_test::run(&args),
+        Top::Buffer {
+            command: BufferCommand::Inspect { dir },
+        } => sluice::intake::inspect::inspect(&dir).map(|report| {
+            print!("{}", report.text);
+            if report.damaged {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }),
     };
     match result {
         Ok(code) => code,

@@ -3,14 +3,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::GatewayConfig;
 use crate::gateway::{Gateway, GatewayStats, Prepared};
 use crate::runtime::{EngineOptions, PluginEngine};
-
-/// How long a stopping gateway waits for in-flight data to reach the sinks.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<GatewayConfig> {
     match path {
@@ -39,6 +36,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let config = load_config(path)?;
     let engine = PluginEngine::new(EngineOptions::default())?;
+    let shutdown_timeout = config.shutdown_timeout;
     let prepared = Prepared::new(config, &engine)?;
     let description = prepared.describe();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,6 +48,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         for line in &description {
             tracing::info!("{line}");
         }
+        report_buffer(gateway.stats());
         eprintln!(
             "sluice: running ({} ms to start); SIGINT or SIGTERM stops it",
             started.elapsed().as_millis()
@@ -62,11 +61,31 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             () = gateway.receivers_finished() => eprintln!("sluice: every receiver has ended, draining"),
         }
         let summary = summary(gateway.stats());
-        gateway.stop(STOP_TIMEOUT).await;
+        gateway.stop(shutdown_timeout).await;
         eprintln!("{summary}");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the buffer held at start: repairs it needed, and what the sinks have still to get.
+fn report_buffer(stats: &GatewayStats) {
+    let Some(log) = &stats.log else { return };
+    for repair in &stats.repairs {
+        eprintln!("sluice: buffer repaired: {repair}");
+    }
+    let committed = log.committed();
+    let behind = log
+        .consumers()
+        .iter()
+        .map(|consumer| committed.saturating_sub(consumer.durable()))
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "sluice: buffer {}: {} repairs, {behind} entries to deliver from an earlier run",
+        log.dir().display(),
+        stats.repairs.len()
+    );
 }
 
 /// One line per part with its counters (read at stop: the counters are shared).

@@ -23,12 +23,14 @@ mod pipeline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
 pub use pipeline::{PipelineConfig, RouteConfig, severity_from_name};
 
+use crate::intake::BufferConfig;
 use crate::receivers::ReceiverConfig;
 use crate::runtime::PluginSpec;
 use crate::sinks::SinkConfig;
@@ -60,16 +62,35 @@ pub struct GatewayConfig {
     /// Where the gateway serves its own metrics and health checks. Default: not served.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
-    /// Batches in flight between receivers and pipelines. Default 64.
-    #[serde(default = "default_intake_capacity")]
-    pub intake_capacity: usize,
+    /// The durable intake log. Default: `./data/buffer`, acknowledging after fsync.
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    /// How long a stop (SIGTERM, SIGINT) may take to deliver what is in flight; what is not
+    /// delivered by then stays in the buffer for the next start. Default `"30s"`.
+    #[serde(
+        default = "default_shutdown_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub shutdown_timeout: Duration,
     /// Items queued per sink. Default 64.
     #[serde(default = "default_sink_queue")]
     pub sink_queue: usize,
 }
 
-fn default_intake_capacity() -> usize {
-    64
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// A duration written the humantime way (`"500ms"`, `"60s"`, `"5m"`).
+pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|error| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration: {error} (e.g. \"10s\")"
+        ))
+    })
 }
 
 fn default_sink_queue() -> usize {
@@ -115,9 +136,7 @@ impl GatewayConfig {
         if self.pipelines.is_empty() {
             problems.push("no [pipelines.NAME] table: nothing would flow".to_owned());
         }
-        if self.intake_capacity == 0 {
-            problems.push("intake_capacity: must be at least 1".to_owned());
-        }
+        self.buffer.check(&mut problems);
         if self.sink_queue == 0 {
             problems.push("sink_queue: must be at least 1".to_owned());
         }

@@ -75,6 +75,23 @@ pub fn severity_from_name(name: &str) -> Option<u8> {
 }
 
 impl PipelineConfig {
+    /// Every sink that takes records from this pipeline (its sinks, its routes' sinks, its
+    /// dead-letter sink), each once, in that order.
+    pub fn record_sinks(&self) -> Vec<&str> {
+        let mut sinks: Vec<&str> = Vec::new();
+        let named = self
+            .sinks
+            .iter()
+            .chain(self.routes.iter().flat_map(|route| &route.sinks))
+            .chain(&self.dead_letter);
+        for sink in named {
+            if !sinks.contains(&sink.as_str()) {
+                sinks.push(sink);
+            }
+        }
+        sinks
+    }
+
     /// Checks references to receivers, plugins and sinks, pushing problems prefixed with `at`.
     pub(super) fn check(&self, at: &str, config: &GatewayConfig, problems: &mut Vec<String>) {
         if self.receivers.is_empty() {

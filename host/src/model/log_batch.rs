@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{AttributeValue, AttributeValueRef, Resource};
 
+mod codec;
+
 /// Strings in Arrow's layout: all bytes concatenated, `offsets` one longer than the entries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StringColumn {

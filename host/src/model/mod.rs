@@ -6,6 +6,7 @@
 //! reshaping.
 
 mod batch;
+pub mod codec;
 mod log_batch;
 pub mod otlp;
 mod resource;

@@ -8,8 +8,9 @@
 mod routing;
 mod stages;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -18,9 +19,10 @@ pub use routing::{Routed, Router};
 pub use stages::{StageOutput, Stages};
 
 use crate::alerts::Alert;
-use crate::model::{AttributeValue, Batch, LogBatch, RecordChange, RecordEdit};
+use crate::intake::{Consumer, Entry, Log};
+use crate::model::{AttributeValue, Batch, LogBatch, RecordChange, RecordEdit, Signal};
 use crate::runtime::now_nanos;
-use crate::sinks::SinkItem;
+use crate::sinks::{Delivery, SinkItem};
 
 /// Attribute set on dead-lettered records: the plugin that faulted on them.
 pub const DEAD_LETTER_PLUGIN_ATTRIBUTE: &str = "sluice.dead_letter.plugin";
@@ -45,6 +47,8 @@ pub struct PipelineStats {
     pub records_unrouted: AtomicU64,
     /// Alerts raised.
     pub alerts: AtomicU64,
+    /// Alerts dropped because their sinks stayed full.
+    pub alerts_dropped: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, count: usize) {
@@ -93,19 +97,34 @@ impl Pipeline {
 
     /// Runs one batch; returns what goes to which sink.
     pub fn process(&mut self, batch: Batch) -> Vec<(usize, SinkItem)> {
-        add(&self.stats.batches_in, 1);
-        add(&self.stats.records_in, batch.len());
-        let output = self.stages.process(batch);
-        add(&self.stats.records_dropped, output.dropped);
+        self.run(batch, Pass::First)
+    }
+
+    /// Runs one batch the first time (detectors see it, everything is counted) or again for a
+    /// sink that fell behind (no detector, no alert, no count).
+    fn run(&mut self, batch: Batch, pass: Pass) -> Vec<(usize, SinkItem)> {
+        let first = pass == Pass::First;
+        let stats = self.stats.clone();
+        let count = |counter: &AtomicU64, value: usize| {
+            if first {
+                add(counter, value);
+            }
+        };
+        count(&stats.batches_in, 1);
+        count(&stats.records_in, batch.len());
+        let output = self.stages.process(batch, first);
+        count(&stats.records_dropped, output.dropped);
         let mut deliveries = Vec::new();
         for (plugin, dead) in output.dead_letters {
-            self.dead_letter(&plugin, dead, &mut deliveries);
+            self.dead_letter(&plugin, dead, first, &mut deliveries);
         }
-        self.alerts(output.alerts, &mut deliveries);
+        if first {
+            self.alerts(output.alerts, &mut deliveries);
+        }
         if let Some(batch) = output.batch {
-            add(&self.stats.records_out, batch.len());
+            count(&stats.records_out, batch.len());
             let routed = self.router.route(batch);
-            if routed.unrouted > 0 {
+            if routed.unrouted > 0 && first {
                 add(&self.stats.records_unrouted, routed.unrouted);
                 tracing::debug!(pipeline = %self.name, records = routed.unrouted, "records matched no route");
             }
@@ -141,8 +160,16 @@ impl Pipeline {
         }
     }
 
-    fn dead_letter(&self, plugin: &str, batch: LogBatch, deliveries: &mut Vec<(usize, SinkItem)>) {
-        add(&self.stats.records_dead_lettered, batch.len());
+    fn dead_letter(
+        &self,
+        plugin: &str,
+        batch: LogBatch,
+        first: bool,
+        deliveries: &mut Vec<(usize, SinkItem)>,
+    ) {
+        if first {
+            add(&self.stats.records_dead_lettered, batch.len());
+        }
         let Some(sink) = self.outputs.dead_letter else {
             tracing::warn!(pipeline = %self.name, plugin, records = batch.len(), "dead-lettered records (no dead_letter sink configured): they are dropped");
             return;
@@ -161,45 +188,278 @@ impl Pipeline {
     }
 }
 
-/// Runs a pipeline on a thread of its own until its input queue closes, then returns: the sink
-/// senders it holds are dropped with it, so the sinks see their queues close once every
-/// pipeline is done.
+/// Whether a log entry is processed for the first time or again for a sink that fell behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    First,
+    Again,
+}
+
+/// What a pipeline takes from the log: entries of these receivers carrying these signals.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// Receiver names.
+    pub receivers: Vec<String>,
+    /// Signals.
+    pub signals: Vec<Signal>,
+}
+
+impl Input {
+    fn takes(&self, entry: &Entry) -> bool {
+        self.receivers.iter().any(|name| **name == *entry.receiver)
+            && self.signals.contains(&entry.batch.signal())
+    }
+}
+
+/// One pipeline → sink edge: the sink's queue and the edge's cursor on the log.
+pub struct Edge {
+    /// Index of the sink.
+    pub sink: usize,
+    /// The edge's cursor.
+    pub consumer: Arc<Consumer>,
+    /// The sink's queue.
+    pub queue: mpsc::Sender<SinkItem>,
+    /// A delivery the queue had no room for, sent before anything else on this edge.
+    parked: Option<SinkItem>,
+}
+
+impl Edge {
+    /// An edge to sink `sink` through its queue.
+    pub fn new(sink: usize, consumer: Arc<Consumer>, queue: mpsc::Sender<SinkItem>) -> Edge {
+        Edge {
+            sink,
+            consumer,
+            queue,
+            parked: None,
+        }
+    }
+
+    /// Tries the parked delivery again; true when the edge is free to take more.
+    fn unpark(&mut self, pipeline: &str) -> bool {
+        let Some(item) = self.parked.take() else {
+            return true;
+        };
+        match self.queue.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.parked = Some(item);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!(
+                    pipeline,
+                    sink = self.consumer.sink(),
+                    "sink queue closed: its task ended early"
+                );
+                true
+            }
+        }
+    }
+}
+
+/// How a pipeline thread is told to finish.
+#[derive(Clone, Debug, Default)]
+pub struct Stop {
+    /// Set once the log is closed: finish what it holds, then end.
+    pub draining: Arc<AtomicBool>,
+    /// Set when the shutdown time is up: end now (what is not delivered stays in the log).
+    pub abandon: Arc<AtomicBool>,
+}
+
+/// Alerts waiting for room in their sinks' queues, at most this many.
+const MAX_WAITING_ALERTS: usize = 10_000;
+
+/// Runs a pipeline on a thread of its own: reads the log for its edges, each at its own
+/// position, so a sink that is slow or down holds back only its own edge; returns when `stop`
+/// says so. The sink queues it holds are dropped with it, so the sinks see their queues close
+/// once every pipeline is done.
 pub fn spawn(
-    mut pipeline: Pipeline,
-    mut input: mpsc::Receiver<Batch>,
-    sinks: Vec<mpsc::Sender<SinkItem>>,
-    runtime: tokio::runtime::Handle,
+    pipeline: Pipeline,
+    input: Input,
+    log: Arc<Log>,
+    edges: Vec<Edge>,
+    alert_queues: Vec<mpsc::Sender<SinkItem>>,
+    stop: Stop,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("pipeline-{}", pipeline.name))
         .spawn(move || {
-            let mut last_tick = Instant::now();
-            loop {
-                let wait = TICK_EVERY.saturating_sub(last_tick.elapsed());
-                let next =
-                    runtime.block_on(async { tokio::time::timeout(wait, input.recv()).await });
-                let deliveries = match next {
-                    Ok(Some(batch)) => pipeline.process(batch),
-                    Ok(None) => break,
-                    Err(_) => Vec::new(),
-                };
-                send(&pipeline.name, &sinks, deliveries);
-                if last_tick.elapsed() >= TICK_EVERY {
-                    last_tick = Instant::now();
-                    let deliveries = pipeline.tick(now_nanos());
-                    send(&pipeline.name, &sinks, deliveries);
-                }
-            }
-            let deliveries = pipeline.tick(now_nanos());
-            send(&pipeline.name, &sinks, deliveries);
+            let newest = edges
+                .iter()
+                .map(|edge| edge.consumer.next())
+                .min()
+                .unwrap_or(1)
+                .saturating_sub(1);
+            let mut reader = Reader {
+                pipeline,
+                input,
+                log,
+                edges,
+                alert_queues,
+                waiting_alerts: VecDeque::new(),
+                newest,
+                turn: 0,
+            };
+            reader.run(&stop);
         })
 }
 
-/// Sends deliveries, waiting for room in each sink's queue (back-pressure).
-fn send(pipeline: &str, sinks: &[mpsc::Sender<SinkItem>], deliveries: Vec<(usize, SinkItem)>) {
-    for (sink, item) in deliveries {
-        if sinks[sink].blocking_send(item).is_err() {
-            tracing::error!(pipeline, sink, "sink queue closed: its task ended early");
+/// The state of a pipeline thread.
+struct Reader {
+    pipeline: Pipeline,
+    input: Input,
+    log: Arc<Log>,
+    edges: Vec<Edge>,
+    alert_queues: Vec<mpsc::Sender<SinkItem>>,
+    waiting_alerts: VecDeque<(usize, SinkItem)>,
+    /// The highest sequence number processed so far (detectors have seen everything up to it).
+    newest: u64,
+    /// The edge whose turn it is to pick the next entry (round robin, so that an edge catching
+    /// up and the edges at the head share the thread).
+    turn: usize,
+}
+
+impl Reader {
+    fn run(&mut self, stop: &Stop) {
+        let mut last_tick = Instant::now();
+        loop {
+            if stop.abandon.load(Ordering::Relaxed) {
+                break;
+            }
+            let committed = self.log.committed();
+            let worked = self.step();
+            if last_tick.elapsed() >= TICK_EVERY {
+                last_tick = Instant::now();
+                let alerts = self.pipeline.tick(now_nanos());
+                self.waiting_alerts.extend(alerts);
+            }
+            self.send_alerts();
+            if worked {
+                continue;
+            }
+            let blocked = self.edges.iter().any(|edge| edge.parked.is_some())
+                || !self.waiting_alerts.is_empty();
+            if stop.draining.load(Ordering::Relaxed) && self.log.is_closed() && !blocked {
+                let caught_up = self
+                    .edges
+                    .iter()
+                    .all(|edge| self.log.next_entry(edge.consumer.next()).is_none());
+                if caught_up {
+                    break;
+                }
+            }
+            let wait = if blocked {
+                Duration::from_millis(5)
+            } else {
+                TICK_EVERY
+                    .saturating_sub(last_tick.elapsed())
+                    .min(Duration::from_millis(100))
+            };
+            self.log.wait_past(committed, wait);
+        }
+        if !stop.abandon.load(Ordering::Relaxed) {
+            let alerts = self.pipeline.tick(now_nanos());
+            self.waiting_alerts.extend(alerts);
+            for (sink, item) in self.waiting_alerts.drain(..) {
+                if self.alert_queues[sink].blocking_send(item).is_err() {
+                    tracing::error!(pipeline = %self.pipeline.name, sink, "alert sink queue closed");
+                }
+            }
+        }
+    }
+
+    /// Sends parked deliveries, then handles the next entry of the edge whose turn it is (and of
+    /// every edge at the same position). True when something was done.
+    fn step(&mut self) -> bool {
+        let name = self.pipeline.name.clone();
+        let mut worked = false;
+        for edge in &mut self.edges {
+            let was_parked = edge.parked.is_some();
+            if edge.unpark(&name) && was_parked {
+                worked = true;
+            }
+        }
+        let count = self.edges.len();
+        for offset in 0..count {
+            let index = (self.turn + offset) % count;
+            let edge = &self.edges[index];
+            if edge.parked.is_some() {
+                continue;
+            }
+            let from = edge.consumer.next();
+            if let Some(entry) = self.log.next_entry(from) {
+                self.turn = index + 1;
+                self.handle(&entry, from);
+                return true;
+            }
+        }
+        worked
+    }
+
+    /// Processes one entry and delivers it to every free edge positioned at it.
+    fn handle(&mut self, entry: &Entry, from: u64) {
+        let pass = if entry.seq > self.newest {
+            self.newest = entry.seq;
+            Pass::First
+        } else {
+            Pass::Again
+        };
+        let mut by_sink: Vec<(usize, Vec<Arc<Batch>>)> = Vec::new();
+        if self.input.takes(entry) {
+            for (sink, item) in self.pipeline.run((*entry.batch).clone(), pass) {
+                match item {
+                    SinkItem::Batch(batch) => match by_sink.iter_mut().find(|(s, _)| *s == sink) {
+                        Some((_, batches)) => batches.push(batch),
+                        None => by_sink.push((sink, vec![batch])),
+                    },
+                    alert => self.queue_alert(sink, alert),
+                }
+            }
+        }
+        let name = self.pipeline.name.clone();
+        for edge in &mut self.edges {
+            let position = edge.consumer.next();
+            if edge.parked.is_some() || position < from || position > entry.seq {
+                continue;
+            }
+            let batches = by_sink
+                .iter()
+                .find(|(sink, _)| *sink == edge.sink)
+                .map(|(_, batches)| batches.clone())
+                .unwrap_or_default();
+            if batches.is_empty() {
+                edge.consumer.advance(entry.seq + 1);
+                continue;
+            }
+            let ticket = edge.consumer.ticket(entry.seq);
+            edge.consumer.advance(entry.seq + 1);
+            edge.parked = Some(SinkItem::Delivery(Delivery { batches, ticket }));
+            edge.unpark(&name);
+        }
+    }
+
+    fn queue_alert(&mut self, sink: usize, alert: SinkItem) {
+        if self.waiting_alerts.len() >= MAX_WAITING_ALERTS {
+            self.waiting_alerts.pop_front();
+            add(&self.pipeline.stats.alerts_dropped, 1);
+            tracing::error!(pipeline = %self.pipeline.name, "too many alerts waiting for their sinks; the oldest is dropped");
+        }
+        self.waiting_alerts.push_back((sink, alert));
+    }
+
+    /// Sends waiting alerts while their queues have room.
+    fn send_alerts(&mut self) {
+        while let Some((sink, item)) = self.waiting_alerts.pop_front() {
+            match self.alert_queues[sink].try_send(item) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    self.waiting_alerts.push_front((sink, item));
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!(pipeline = %self.pipeline.name, sink, "alert sink queue closed");
+                }
+            }
         }
     }
 }

@@ -86,8 +86,9 @@ impl Stages {
             .chain(&self.detectors)
     }
 
-    /// Runs one batch through every stage.
-    pub fn process(&mut self, batch: Batch) -> StageOutput {
+    /// Runs one batch through the parser and filters, and through the detectors when `detect`
+    /// (not when a batch is run again for a sink that fell behind: detectors saw it already).
+    pub fn process(&mut self, batch: Batch, detect: bool) -> StageOutput {
         let mut output = StageOutput::default();
         let logs = match batch {
             Batch::Lines(lines) => self.parse(lines, &mut output),
@@ -112,7 +113,7 @@ impl Stages {
             output.alerts.extend(filter.take_alerts());
             logs = outcome.output;
         }
-        if !logs.is_empty() && !self.detectors.is_empty() {
+        if detect && !logs.is_empty() && !self.detectors.is_empty() {
             let shared = Arc::new(logs);
             for detector in &mut self.detectors {
                 output.alerts.extend(detector.observe(&shared).alerts);

@@ -210,7 +210,7 @@ pub async fn submit_until_taken(context: &ReceiverContext, batch: Batch) -> Resu
         match context.submit(batch.clone()).await {
             Ok(()) => return Ok(()),
             Err(IntakeError::ShuttingDown) => return Err(count),
-            Err(IntakeError::Overloaded { .. }) => {}
+            Err(IntakeError::Overloaded { .. } | IntakeError::Unavailable { .. }) => {}
         }
         if context.shutdown.is_cancelled() {
             tries_after_shutdown += 1;

@@ -56,3 +56,13 @@ pub async fn read_bounded(
     }
     Ok(collected.freeze())
 }
+
+/// The HTTP status for a batch the intake did not take: 429 when the buffer is full, 503 when it
+/// cannot be written or the gateway is stopping. Both are retryable; send `Retry-After` with it.
+pub fn status_of(error: &crate::intake::IntakeError) -> axum::http::StatusCode {
+    if error.is_overload() {
+        axum::http::StatusCode::TOO_MANY_REQUESTS
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    }
+}

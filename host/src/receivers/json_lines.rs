@@ -38,9 +38,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::framing::{Drain, LineEvent, LineSplitter, PendingLines, submit_until_taken};
+use super::http_body::status_of;
 use super::http_body::{BodyError, read_bounded};
 use super::{ReceiverContext, ReceiverStats};
-use crate::intake::IntakeError;
 use crate::model::{Batch, LineBatch, Resource, StringColumn};
 
 /// `type = "json_lines"` receiver settings. At least one of `tcp` and `http` is required.
@@ -464,12 +464,9 @@ async fn receive_request(
             resource: settings.resource.clone(),
         });
         if let Err(error) = context.submit(batch).await {
-            let retry_after = match &error {
-                IntakeError::Overloaded { retry_after } => retry_after.as_secs().max(1),
-                IntakeError::ShuttingDown => 5,
-            };
+            let retry_after = error.retry_after_seconds();
             let mut response = error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
+                status_of(&error),
                 format!("{error}; nothing of this request was accepted, send it again"),
             );
             response

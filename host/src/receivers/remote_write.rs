@@ -39,9 +39,9 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::http_body::status_of;
 use super::http_body::{BodyError, read_bounded};
 use super::{ReceiverContext, ReceiverStats};
-use crate::intake::IntakeError;
 use crate::model::{Batch, MetricBatch};
 
 /// The remote-write 1.0 messages, from Prometheus' `prompb/remote.proto` and `prompb/types.proto`
@@ -321,11 +321,8 @@ async fn receive_write(
     match context.submit(Batch::Metrics(batch)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => {
-            let retry_after = match &error {
-                IntakeError::Overloaded { retry_after } => retry_after.as_secs().max(1),
-                IntakeError::ShuttingDown => 5,
-            };
-            let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, format!("{error}"));
+            let retry_after = error.retry_after_seconds();
+            let mut response = answer(status_of(&error), format!("{error}"));
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

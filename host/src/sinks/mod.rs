@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::alerts::Alert;
+use crate::intake::Ticket;
 use crate::model::Batch;
 
 /// One `[sinks.NAME]` table; `type` selects the kind.
@@ -63,6 +64,18 @@ impl SinkConfig {
         }
     }
 
+    /// What the sink does when the buffer is full and it holds the oldest data (alert-only
+    /// sinks never hold any).
+    pub fn when_full(&self) -> crate::intake::WhenFull {
+        match self {
+            SinkConfig::Parquet(config) => config.when_full,
+            SinkConfig::Otlp(config) => config.when_full,
+            SinkConfig::Stdout(config) => config.when_full,
+            SinkConfig::File(config) => config.when_full,
+            SinkConfig::Webhook(_) => crate::intake::WhenFull::Block,
+        }
+    }
+
     /// Checks what serde cannot, pushing each problem prefixed with `at` (such as
     /// `sinks.archive`).
     pub fn check(&self, at: &str, problems: &mut Vec<String>) {
@@ -77,12 +90,48 @@ impl SinkConfig {
 }
 
 /// What travels down a sink's queue.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum SinkItem {
-    /// A batch of records (never raw lines: pipelines turn those into logs first).
+    /// A batch of records nobody tracks (tools and tests feeding a sink directly).
     Batch(Arc<Batch>),
+    /// What one entry of the intake log has for this sink, with the ticket the sink completes
+    /// once all of it is durable (or deliberately given up, counted).
+    Delivery(Delivery),
     /// An alert (firing or resolved).
     Alert(Arc<Alert>),
+}
+
+/// The batches one log entry has for a sink (records, and dead letters when this sink takes
+/// them), never raw lines: pipelines turn those into logs first.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The batches.
+    pub batches: Vec<Arc<Batch>>,
+    /// Completed by the sink once every batch is durable.
+    pub ticket: Ticket,
+}
+
+/// The batches of an item, with the ticket to complete when they are durable (`None` for
+/// untracked batches).
+pub type Batches = (Vec<Arc<Batch>>, Option<Ticket>);
+
+impl SinkItem {
+    /// Splits an item into its batches and ticket (`None` for untracked batches), or hands back
+    /// the alert it carries.
+    pub fn into_batches(self) -> Result<Batches, Arc<Alert>> {
+        match self {
+            SinkItem::Batch(batch) => Ok((vec![batch], None)),
+            SinkItem::Delivery(Delivery { batches, ticket }) => Ok((batches, Some(ticket))),
+            SinkItem::Alert(alert) => Err(alert),
+        }
+    }
+}
+
+/// Completes a ticket when there is one.
+pub fn complete(ticket: Option<Ticket>) {
+    if let Some(ticket) = ticket {
+        ticket.done();
+    }
 }
 
 /// Counters every sink keeps.
@@ -96,6 +145,8 @@ pub struct SinkStats {
     pub write_errors: AtomicU64,
     /// Items given up on after the last retry.
     pub items_dropped: AtomicU64,
+    /// True while the sink's last attempt failed and it is backing off.
+    pub failing: std::sync::atomic::AtomicBool,
 }
 
 impl SinkStats {

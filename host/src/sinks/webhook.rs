@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use super::{SinkContext, SinkItem, SinkStats};
@@ -41,19 +41,22 @@ pub struct WebhookSinkConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Time allowed for one POST, connection included, such as `"10s"`. Default `"10s"`.
-    #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::config::deserialize_duration"
+    )]
     pub timeout: Duration,
     /// Wait before the first retry; each further retry waits twice as long (with jitter), up to
     /// `retry_max`. Default `"500ms"`.
     #[serde(
         default = "default_retry_initial",
-        deserialize_with = "deserialize_duration"
+        deserialize_with = "crate::config::deserialize_duration"
     )]
     pub retry_initial: Duration,
     /// Longest wait between two attempts, `Retry-After` included. Default `"30s"`.
     #[serde(
         default = "default_retry_max",
-        deserialize_with = "deserialize_duration"
+        deserialize_with = "crate::config::deserialize_duration"
     )]
     pub retry_max: Duration,
     /// Attempts per POST, the first included, before its alerts are dropped. Default 10.
@@ -83,13 +86,6 @@ fn default_max_attempts() -> u32 {
 
 fn default_batch() -> usize {
     1
-}
-
-/// A duration written the humantime way (`"500ms"`, `"10s"`, `"1m"`).
-fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
-        .map_err(|error| serde::de::Error::custom(format!("`{text}` is not a duration: {error}")))
 }
 
 impl WebhookSinkConfig {
@@ -269,11 +265,14 @@ struct Delivery {
 
 impl Delivery {
     fn take(&self, item: SinkItem, alerts: &mut Vec<Arc<Alert>>) {
-        match item {
-            SinkItem::Alert(alert) => alerts.push(alert),
-            SinkItem::Batch(batch) => {
-                SinkStats::add(&self.stats.items_dropped, batch.len());
-                tracing::warn!(sink = %self.name, records = batch.len(), "the webhook takes alerts only; records dropped");
+        match item.into_batches() {
+            Err(alert) => alerts.push(alert),
+            Ok((batches, ticket)) => {
+                // Config checks keep records away from this sink; counted if any arrive.
+                let records: usize = batches.iter().map(|batch| batch.len()).sum();
+                SinkStats::add(&self.stats.items_dropped, records);
+                tracing::warn!(sink = %self.name, records, "the webhook takes alerts only; records dropped");
+                super::complete(ticket);
             }
         }
     }

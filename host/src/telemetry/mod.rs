@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::GatewayStats;
+use crate::intake::{Log, Repair};
 
 /// `[admin]`: where the gateway serves its metrics and health checks.
 #[derive(Clone, Debug, Deserialize)]
@@ -263,6 +264,25 @@ pub fn render(stats: &GatewayStats) -> String {
         |s| read(&s.items_dropped),
     );
 
+    {
+        let mut family = Family::start(
+            &mut out,
+            "sluice_sink_failing",
+            "gauge",
+            "1 while the sink's last attempt failed and it backs off.",
+        );
+        for (sink, s) in sinks {
+            family.sample(
+                "sluice_sink_failing",
+                &[("sink", sink)],
+                f64::from(u8::from(s.failing.load(Ordering::Relaxed))),
+            );
+        }
+    }
+    if let Some(log) = &stats.log {
+        buffer_metrics(&mut out, log, &stats.repairs);
+    }
+
     let plugins: Vec<_> = stats
         .plugins
         .iter()
@@ -397,4 +417,154 @@ fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// The durable intake log's sizes, counters and each consumer's position.
+fn buffer_metrics(out: &mut String, log: &Log, repairs: &[Repair]) {
+    let gauges = log.gauges();
+    let stats = log.stats();
+    let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
+        Family::start(out, name, "gauge", help).sample(name, &[], value);
+    };
+    let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
+        Family::start(out, name, "counter", help).sample(name, &[], read(value));
+    };
+    gauge(
+        out,
+        "sluice_buffer_bytes",
+        "Bytes of the log's segment files.",
+        gauges.disk_bytes as f64,
+    );
+    gauge(
+        out,
+        "sluice_buffer_max_bytes",
+        "The log's size limit.",
+        gauges.max_bytes as f64,
+    );
+    gauge(
+        out,
+        "sluice_buffer_pending_bytes",
+        "Bytes accepted and not yet written.",
+        gauges.pending_bytes as f64,
+    );
+    gauge(
+        out,
+        "sluice_buffer_memory_bytes",
+        "Bytes of recent entries kept in memory for the pipelines.",
+        gauges.memory_bytes as f64,
+    );
+    gauge(
+        out,
+        "sluice_buffer_segments",
+        "Segment files.",
+        gauges.segments as f64,
+    );
+    gauge(
+        out,
+        "sluice_buffer_committed_sequence",
+        "Sequence number of the last durable entry.",
+        gauges.committed as f64,
+    );
+    gauge(
+        out,
+        "sluice_buffer_repairs",
+        "Repairs made when the log was opened (torn tails cut, damaged segments moved aside).",
+        repairs.len() as f64,
+    );
+    counter(
+        out,
+        "sluice_buffer_appends_total",
+        "Batches made durable.",
+        &stats.appends,
+    );
+    counter(
+        out,
+        "sluice_buffer_records_total",
+        "Records in them.",
+        &stats.records,
+    );
+    counter(
+        out,
+        "sluice_buffer_written_bytes_total",
+        "Bytes written, record headers included.",
+        &stats.bytes_written,
+    );
+    counter(
+        out,
+        "sluice_buffer_commits_total",
+        "Group commits (one write and one fsync each).",
+        &stats.commits,
+    );
+    Family::start(
+        out,
+        "sluice_buffer_fsync_seconds_total",
+        "counter",
+        "Time spent in fsync.",
+    )
+    .sample(
+        "sluice_buffer_fsync_seconds_total",
+        &[],
+        read(&stats.sync_micros) / 1e6,
+    );
+    {
+        let name = "sluice_buffer_refused_total";
+        let mut family = Family::start(
+            out,
+            name,
+            "counter",
+            "Appends refused with a retryable error, by reason.",
+        );
+        family.sample(name, &[("reason", "full")], read(&stats.refused_full));
+        family.sample(name, &[("reason", "memory")], read(&stats.refused_memory));
+        family.sample(
+            name,
+            &[("reason", "write_error")],
+            read(&stats.write_errors),
+        );
+    }
+    counter(
+        out,
+        "sluice_buffer_read_errors_total",
+        "Entries that could not be read back (skipped).",
+        &stats.read_errors,
+    );
+    counter(
+        out,
+        "sluice_buffer_segments_removed_total",
+        "Segments removed once every sink was past them.",
+        &stats.segments_removed,
+    );
+    let consumers = log.consumers();
+    {
+        let name = "sluice_buffer_consumer_lag_entries";
+        let mut family = Family::start(
+            out,
+            name,
+            "gauge",
+            "Entries in the log a pipeline-to-sink edge has not yet made durable.",
+        );
+        for consumer in &consumers {
+            family.sample(
+                name,
+                &[("consumer", consumer.name()), ("sink", consumer.sink())],
+                gauges.committed.saturating_sub(consumer.durable()) as f64,
+            );
+        }
+    }
+    {
+        let name = "sluice_buffer_consumer_dropped_records_total";
+        let mut family = Family::start(
+            out,
+            name,
+            "counter",
+            "Records a drop-oldest sink gave up because the log was full.",
+        );
+        for consumer in &consumers {
+            family.sample(
+                name,
+                &[("consumer", consumer.name()), ("sink", consumer.sink())],
+                consumer.dropped_records() as f64,
+            );
+        }
+    }
 }

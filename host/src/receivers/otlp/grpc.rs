@@ -87,18 +87,17 @@ pub(super) fn spawn(
     })
 }
 
-/// The gRPC answer to a batch the intake did not take: `UNAVAILABLE` (retryable), with
-/// `RetryInfo` when the intake says how long to wait.
+/// The gRPC answer to a batch the intake did not take, always with `RetryInfo` (which makes
+/// it retryable for OTLP clients): `RESOURCE_EXHAUSTED` when the buffer is full,
+/// `UNAVAILABLE` when it cannot be written or the gateway is stopping.
 fn refused(error: IntakeError) -> Status {
-    let mut status = rpc::Status::new(Code::Unavailable, error.to_string());
-    if let IntakeError::Overloaded { retry_after } = error {
-        status = status.with_retry_delay(retry_after);
-    }
-    Status::with_details(
-        Code::Unavailable,
-        status.message.clone(),
-        status.encode_to_vec().into(),
-    )
+    let code = if error.is_overload() {
+        Code::ResourceExhausted
+    } else {
+        Code::Unavailable
+    };
+    let status = rpc::Status::new(code, error.to_string()).with_retry_delay(error.retry_after());
+    Status::with_details(code, status.message.clone(), status.encode_to_vec().into())
 }
 
 struct Logs(Arc<Exports>);

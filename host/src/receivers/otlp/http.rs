@@ -117,14 +117,12 @@ impl Refusal {
     }
 
     fn from_intake(error: IntakeError, encoding: Encoding) -> Refusal {
-        let retry_after_seconds = match &error {
-            IntakeError::Overloaded { retry_after } => {
-                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
-            }
-            IntakeError::ShuttingDown => None,
-        };
+        // 429 when the buffer is full, 503 when it cannot be written or the gateway stops; both
+        // retryable, with the delay to wait.
+        let status = crate::receivers::http_body::status_of(&error);
+        let retry_after_seconds = Some(error.retry_after_seconds());
         Refusal {
-            status: StatusCode::SERVICE_UNAVAILABLE,
+            status,
             message: error.to_string(),
             encoding,
             retry_after_seconds,
@@ -140,6 +138,7 @@ impl IntoResponse for Refusal {
             StatusCode::BAD_REQUEST => Code::InvalidArgument,
             StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
             StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
             StatusCode::NOT_FOUND => Code::NotFound,
             _ => Code::Unimplemented,
         };

@@ -10,10 +10,11 @@
 //! request: its records are counted in `items_dropped` and logged as an error, as are records
 //! the backend rejects in a partial success.
 //!
-//! Delivery: at-least-once while the gateway runs (a request may be sent again after a timeout
-//! the backend did in fact take). When the queue closes at shutdown, the sink stops retrying
-//! after [`SHUTDOWN_RETRIES`] more attempts (a second apart at most) and counts what it could not deliver as dropped; the
-//! durable intake will make this lossless later.
+//! Delivery: at-least-once (a request may be sent again after a timeout the backend did in fact
+//! take). A batch's ticket is completed once its request is answered, so the intake log keeps
+//! the records until then; a backend that is down only makes this sink's cursor wait. When the
+//! queue closes at shutdown, the sink stops retrying after [`SHUTDOWN_RETRIES`] more attempts (a
+//! second apart at most) and leaves what it could not deliver in the log for the next start.
 
 mod requests;
 mod transport;
@@ -22,13 +23,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::task::JoinHandle;
 
 use self::requests::{EncodedRequest, Pending};
 use self::transport::{Failure, Transport};
 use super::{SinkContext, SinkItem, SinkStats};
+use crate::intake::Ticket;
 use crate::model::Signal;
 
 /// Retries left in all, once the queue has closed (the gateway is shutting down): a dead
@@ -69,16 +71,14 @@ fn default_retry_max() -> Duration {
     Duration::from_secs(30)
 }
 
-fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
-        .map_err(|error| serde::de::Error::custom(format!("`{text}`: {error} (e.g. \"10s\")")))
-}
-
 /// `type = "otlp"` sink settings.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpSinkConfig {
+    /// When the buffer is full and this sink holds its oldest data: `"block"` (default: keep
+    /// everything, receivers push back on clients) or `"drop_oldest"` (give it up, counted).
+    #[serde(default)]
+    pub when_full: crate::intake::WhenFull,
     /// Backend address: `http://127.0.0.1:4317` for gRPC, `http://127.0.0.1:4318` for HTTP
     /// (where `/v1/logs`, `/v1/metrics`, `/v1/traces` are appended). Required. `https://` works
     /// with `protocol = "http"` only.
@@ -91,7 +91,10 @@ pub struct OtlpSinkConfig {
     #[serde(default = "default_signals")]
     pub signals: Vec<Signal>,
     /// Time limit of one request (connecting included), e.g. `"10s"`. Default `"10s"`.
-    #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::config::deserialize_duration"
+    )]
     pub timeout: Duration,
     /// Most records (log records, spans or data points) per request; queued batches are
     /// coalesced up to it and larger ones cut. Default 1024.
@@ -101,13 +104,13 @@ pub struct OtlpSinkConfig {
     /// (between half and all of it). Default `"500ms"`.
     #[serde(
         default = "default_retry_initial",
-        deserialize_with = "deserialize_duration"
+        deserialize_with = "crate::config::deserialize_duration"
     )]
     pub retry_initial: Duration,
     /// Longest retry delay. Default `"30s"`.
     #[serde(
         default = "default_retry_max",
-        deserialize_with = "deserialize_duration"
+        deserialize_with = "crate::config::deserialize_duration"
     )]
     pub retry_max: Duration,
     /// Headers sent with every request (gRPC metadata for gRPC), e.g.
@@ -220,46 +223,61 @@ struct Exporter {
 impl Exporter {
     async fn run(mut self) {
         let mut pending = Pending::default();
+        let mut tickets = Vec::new();
         while let Some(item) = self.context.items.recv().await {
-            self.take(&mut pending, item);
+            self.take(&mut pending, item, &mut tickets);
             // Coalesce what is already waiting, up to one full request.
             while pending.records() < self.max_batch_records {
                 match self.context.items.try_recv() {
-                    Ok(item) => self.take(&mut pending, item),
+                    Ok(item) => self.take(&mut pending, item, &mut tickets),
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
+            let mut all_settled = true;
             for request in pending.take_requests(self.max_batch_records) {
-                self.deliver(request).await;
+                all_settled &= self.deliver(request).await == Outcome::Settled;
+            }
+            if all_settled {
+                tickets.drain(..).for_each(Ticket::done);
+            } else {
+                // Still failing at shutdown: the tickets stay pending, so the buffer keeps these
+                // records and replays them on the next start.
+                tickets.clear();
             }
         }
         tracing::debug!(sink = %self.context.name, "OTLP exporter stopped: queue closed");
     }
 
-    fn take(&self, pending: &mut Pending, item: SinkItem) {
-        let SinkItem::Batch(batch) = item else {
+    fn take(&self, pending: &mut Pending, item: SinkItem, tickets: &mut Vec<Ticket>) {
+        let Ok((batches, ticket)) = item.into_batches() else {
             return;
         };
-        if !self.signals.contains(&batch.signal()) {
-            return;
-        }
-        if let Err(lines) = pending.add(&batch) {
-            SinkStats::add(&self.context.stats.items_dropped, lines);
-            tracing::error!(
-                sink = %self.context.name,
-                lines,
-                "raw lines reached the OTLP exporter unparsed; dropped"
-            );
+        tickets.extend(ticket);
+        for batch in batches {
+            if !self.signals.contains(&batch.signal()) {
+                continue;
+            }
+            if let Err(lines) = pending.add(&batch) {
+                SinkStats::add(&self.context.stats.items_dropped, lines);
+                tracing::error!(
+                    sink = %self.context.name,
+                    lines,
+                    "raw lines reached the OTLP exporter unparsed; dropped"
+                );
+            }
         }
     }
 
     /// Sends one request until it is taken, refused for good, or shutdown ends the retries.
-    async fn deliver(&mut self, request: EncodedRequest) {
+    async fn deliver(&mut self, request: EncodedRequest) -> Outcome {
         let stats = self.context.stats.clone();
         let mut backoff = self.retry_initial;
         loop {
             let failure = match self.transport.send(&request).await {
                 Ok(accepted) => {
+                    stats
+                        .failing
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     let rejected = accepted.rejected.min(request.records);
                     SinkStats::add(&stats.records_written, request.records - rejected);
                     if rejected > 0 {
@@ -272,15 +290,18 @@ impl Exporter {
                             "the backend rejected part of a request"
                         );
                     }
-                    return;
+                    return Outcome::Settled;
                 }
                 Err(failure) => failure,
             };
             SinkStats::add(&stats.write_errors, 1);
+            stats
+                .failing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let (message, retry_after) = match failure {
                 Failure::Permanent { message } => {
                     self.give_up(&request, &message, "refused for good");
-                    return;
+                    return Outcome::Settled;
                 }
                 Failure::Retryable {
                     message,
@@ -292,8 +313,14 @@ impl Exporter {
                 .min(self.retry_max);
             if self.context.items.is_closed() {
                 if self.shutdown_retries_left == 0 {
-                    self.give_up(&request, &message, "still failing at shutdown");
-                    return;
+                    tracing::error!(
+                        sink = %self.context.name,
+                        signal = %request.signal,
+                        records = request.records,
+                        error = %message,
+                        "OTLP export still failing at shutdown; the records stay in the buffer for the next start"
+                    );
+                    return Outcome::Abandoned;
                 }
                 self.shutdown_retries_left -= 1;
                 wait = wait.min(SHUTDOWN_RETRY_WAIT);
@@ -321,6 +348,15 @@ impl Exporter {
             "OTLP export {why}; records dropped"
         );
     }
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Delivered, or refused for good (counted as dropped).
+    Settled,
+    /// Given up at shutdown: left for the buffer to replay.
+    Abandoned,
 }
 
 /// `delay` with jitter: a random point between half of it and all of it, so that many

@@ -20,13 +20,15 @@ mod writer;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use super::{SinkContext, SinkItem, SinkStats};
+use crate::intake::Ticket;
 use crate::model::{Batch, Signal};
 use schema::ColumnTuning;
 use writer::{Archive, RollPolicy, SignalFormat};
@@ -38,6 +40,10 @@ const BATCHES_PER_HOP: usize = 64;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkConfig {
+    /// When the buffer is full and this sink holds its oldest data: `"block"` (default: keep
+    /// everything, receivers push back on clients) or `"drop_oldest"` (give it up, counted).
+    #[serde(default)]
+    pub when_full: crate::intake::WhenFull,
     /// Root directory of the archive (created when missing); each signal gets its own
     /// `signal=<name>` directory under it.
     pub path: PathBuf,
@@ -52,7 +58,7 @@ pub struct ParquetSinkConfig {
     /// `"60s"` or `"5m"`. Default `"60s"`.
     #[serde(
         default = "default_max_file_age",
-        deserialize_with = "deserialize_duration"
+        deserialize_with = "crate::config::deserialize_duration"
     )]
     pub max_file_age: Duration,
     /// Rows per Parquet row group. Default 131072: readers scan large row groups fastest, and
@@ -75,13 +81,6 @@ fn default_max_file_age() -> Duration {
 
 fn default_row_group_rows() -> usize {
     131_072
-}
-
-/// A duration written the humantime way (`"500ms"`, `"60s"`, `"5m"`).
-fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
-        .map_err(|error| serde::de::Error::custom(format!("`{text}` is not a duration: {error}")))
 }
 
 impl ParquetSinkConfig {
@@ -164,24 +163,48 @@ pub async fn start(
 }
 
 async fn run(mut archive: Archive, mut context: SinkContext, check_every: Duration) {
+    let mut backoff = Backoff::default();
+    // Unfinished files of a process that died (their records are replayed from the buffer) are
+    // removed once no live writer can still own them: a writer completes its files within
+    // `max_file_age`.
+    let sweep_at = tokio::time::Instant::now() + archive.abandoned_after();
+    let mut swept = false;
     let mut age_check = tokio::time::interval(check_every);
     age_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             item = context.items.recv() => {
                 let Some(item) = item else { break };
-                let mut batches = Vec::new();
-                collect(item, &mut batches, &context);
-                while batches.len() < BATCHES_PER_HOP {
+                let mut deliveries = Vec::new();
+                collect(item, &mut deliveries, &context);
+                while deliveries.len() < BATCHES_PER_HOP {
                     match context.items.try_recv() {
-                        Ok(item) => collect(item, &mut batches, &context),
+                        Ok(item) => collect(item, &mut deliveries, &context),
                         Err(_) => break,
                     }
                 }
                 let Some(next) = on_blocking_thread(archive, &context, move |archive| {
-                    for batch in batches {
-                        write_batch(archive, &batch);
+                    for (batches, ticket) in deliveries {
+                        for batch in batches {
+                            write_batch(archive, &batch, ticket.as_ref());
+                        }
+                        // Files holding the ticket complete it; if none took any row, it is
+                        // complete now.
+                        if let Some(ticket) = ticket {
+                            Ticket::done_shared(ticket);
+                        }
                     }
+                })
+                .await else {
+                    return;
+                };
+                archive = next;
+                backoff.after(archive.take_failure(), &context).await;
+            }
+            () = tokio::time::sleep_until(sweep_at), if !swept => {
+                swept = true;
+                let Some(next) = on_blocking_thread(archive, &context, |archive| {
+                    archive.remove_abandoned_temporaries();
                 })
                 .await else {
                     return;
@@ -202,13 +225,44 @@ async fn run(mut archive: Archive, mut context: SinkContext, check_every: Durati
     on_blocking_thread(archive, &context, Archive::complete_all).await;
 }
 
-fn collect(item: SinkItem, batches: &mut Vec<Arc<Batch>>, context: &SinkContext) {
-    match item {
-        SinkItem::Batch(batch) => batches.push(batch),
-        SinkItem::Alert(alert) => {
+/// The batches of one item, with its ticket shared between the files its rows go to.
+type Pending = (Vec<Arc<Batch>>, Option<Arc<Ticket>>);
+
+fn collect(item: SinkItem, deliveries: &mut Vec<Pending>, context: &SinkContext) {
+    match item.into_batches() {
+        Ok((batches, ticket)) => deliveries.push((batches, ticket.map(Arc::new))),
+        Err(alert) => {
             SinkStats::add(&context.stats.items_dropped, 1);
             tracing::warn!(sink = %context.name, alert = %alert.name, "the archive takes no alerts; dropped");
         }
+    }
+}
+
+/// Exponential backoff with jitter after failed writes (a full or failing disk): the sink
+/// stops taking batches for a while, so only its own queue fills; its data waits in the log.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const LONGEST: Duration = Duration::from_secs(30);
+
+    async fn after(&mut self, failed: bool, context: &SinkContext) {
+        if !failed {
+            self.failures = 0;
+            context.stats.failing.store(false, Ordering::Relaxed);
+            return;
+        }
+        self.failures += 1;
+        context.stats.failing.store(true, Ordering::Relaxed);
+        let delay = Self::FIRST
+            .saturating_mul(1 << self.failures.min(8))
+            .min(Self::LONGEST);
+        let delay = delay.mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.5..=1.0));
+        tracing::warn!(sink = %context.name, failures = self.failures, retry_in = ?delay, "archive writes failing; backing off");
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -241,7 +295,7 @@ fn now_nanos() -> i64 {
         .unwrap_or_default()
 }
 
-fn write_batch(archive: &mut Archive, batch: &Batch) {
+fn write_batch(archive: &mut Archive, batch: &Batch, ticket: Option<&Arc<Ticket>>) {
     let received_at = now_nanos();
     let (signal, rows) = match batch {
         Batch::Logs(logs) => (Signal::Logs, logs::rows(logs, received_at)),
@@ -253,7 +307,7 @@ fn write_batch(archive: &mut Archive, batch: &Batch) {
         Batch::Spans(spans) => (Signal::Traces, traces::rows(spans, received_at)),
     };
     match rows {
-        Ok(rows) => archive.write(signal, rows),
+        Ok(rows) => archive.write(signal, rows, ticket),
         Err(error) => archive.count_dropped(signal, batch.len(), &error.to_string()),
     }
 }

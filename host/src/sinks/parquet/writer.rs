@@ -24,6 +24,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
+use crate::intake::Ticket;
 use crate::model::Signal;
 use crate::sinks::SinkStats;
 
@@ -87,6 +88,8 @@ struct OpenFile {
     complete: PathBuf,
     opened_at: Instant,
     rows: usize,
+    /// Tickets of the log entries whose rows the file holds: completed with the file.
+    tickets: Vec<Arc<Ticket>>,
 }
 
 /// The archive's writing side.
@@ -99,6 +102,8 @@ pub struct Archive {
     open: HashMap<PartitionKey, OpenFile>,
     /// Directories known to exist with their entry synced in their parent.
     synced_directories: HashSet<PathBuf>,
+    /// Set when a write or a completion failed since the last [`take_failure`](Self::take_failure).
+    failed: bool,
 }
 
 impl Archive {
@@ -118,6 +123,7 @@ impl Archive {
             formats,
             open: HashMap::new(),
             synced_directories: HashSet::new(),
+            failed: false,
         }
     }
 
@@ -133,9 +139,67 @@ impl Archive {
         tracing::error!(sink = %self.sink, %signal, records, reason, "records not archived");
     }
 
+    /// How old an unfinished file must be before it is surely nobody's: twice the age limit
+    /// (a writer completes its files within it), and at least a minute.
+    pub fn abandoned_after(&self) -> Duration {
+        (self.roll.max_file_age * 2).max(Duration::from_secs(60))
+    }
+
+    /// Removes unfinished files (`.part-*.tmp`) under the root older than
+    /// [`abandoned_after`](Self::abandoned_after) that are not this writer's: left by a process
+    /// that died, their rows come again from the buffer.
+    pub fn remove_abandoned_temporaries(&self) {
+        let ours: HashSet<&Path> = self
+            .open
+            .values()
+            .map(|file| file.temporary.as_path())
+            .collect();
+        let limit = self.abandoned_after();
+        let mut directories = vec![self.root.clone()];
+        let mut removed = 0;
+        while let Some(directory) = directories.pop() {
+            let Ok(entries) = std::fs::read_dir(&directory) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    directories.push(path);
+                    continue;
+                }
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let stale = meta
+                    .modified()
+                    .ok()
+                    .and_then(|modified| modified.elapsed().ok())
+                    .is_some_and(|age| age >= limit);
+                if name.starts_with(".part-")
+                    && name.ends_with(".tmp")
+                    && stale
+                    && !ours.contains(path.as_path())
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(sink = %self.sink, removed, "removed unfinished archive files left by an earlier process");
+        }
+    }
+
+    /// True (once) when a write or a completion failed since the last call: the sink backs off.
+    pub fn take_failure(&mut self) -> bool {
+        std::mem::take(&mut self.failed)
+    }
+
     /// Writes `rows` of `signal` into their partitions' open files, completing each file that
-    /// reaches its size. Failures are counted and logged; the rows they concern are dropped.
-    pub fn write(&mut self, signal: Signal, rows: Rows) {
+    /// reaches its size; each file holds on to `ticket` until it is complete. A failure is
+    /// counted and logged; the rows it concerns are written again when the ticket's entry is
+    /// replayed from the log (untracked rows are dropped, counted).
+    pub fn write(&mut self, signal: Signal, rows: Rows, ticket: Option<&Arc<Ticket>>) {
         let count = rows.batch.num_rows();
         if count == 0 {
             return;
@@ -143,21 +207,41 @@ impl Archive {
         for (hour, part) in split_by_hour(rows) {
             let key = PartitionKey { signal, hour };
             let part_rows = part.num_rows();
-            if let Err(error) = self.write_partition(key, &part) {
+            if let Err(error) = self.write_partition(key, &part, ticket) {
+                self.failed = true;
                 SinkStats::add(&self.stats.write_errors, 1);
-                SinkStats::add(&self.stats.items_dropped, part_rows);
-                tracing::error!(
-                    sink = %self.sink,
-                    partition = %key.directory().display(),
-                    %error,
-                    rows = part_rows,
-                    "archive write failed; rows dropped"
-                );
+                match ticket {
+                    Some(ticket) => {
+                        ticket.fail();
+                        tracing::error!(
+                            sink = %self.sink,
+                            partition = %key.directory().display(),
+                            %error,
+                            rows = part_rows,
+                            "archive write failed; the rows will be written again from the buffer"
+                        );
+                    }
+                    None => {
+                        SinkStats::add(&self.stats.items_dropped, part_rows);
+                        tracing::error!(
+                            sink = %self.sink,
+                            partition = %key.directory().display(),
+                            %error,
+                            rows = part_rows,
+                            "archive write failed; rows dropped"
+                        );
+                    }
+                }
             }
         }
     }
 
-    fn write_partition(&mut self, key: PartitionKey, batch: &RecordBatch) -> io::Result<()> {
+    fn write_partition(
+        &mut self,
+        key: PartitionKey,
+        batch: &RecordBatch,
+        ticket: Option<&Arc<Ticket>>,
+    ) -> io::Result<()> {
         if !self.open.contains_key(&key) {
             if self.open.len() >= MAX_OPEN_FILES
                 && let Some(oldest) = self
@@ -183,6 +267,14 @@ impl Archive {
             return Err(io::Error::other(error));
         }
         file.rows += batch.num_rows();
+        if let Some(ticket) = ticket
+            && !file
+                .tickets
+                .last()
+                .is_some_and(|last| Arc::ptr_eq(last, ticket))
+        {
+            file.tickets.push(ticket.clone());
+        }
         let size = file.writer.bytes_written() + file.writer.in_progress_size();
         if size as u64 >= self.roll.max_file_bytes {
             self.complete(key);
@@ -210,6 +302,7 @@ impl Archive {
             complete,
             opened_at: Instant::now(),
             rows: 0,
+            tickets: Vec::new(),
         })
     }
 
@@ -279,6 +372,7 @@ impl Archive {
         match finished {
             Ok(()) => {
                 SinkStats::add(&self.stats.records_written, file.rows);
+                file.tickets.drain(..).for_each(Ticket::done_shared);
                 tracing::debug!(
                     sink = %self.sink,
                     file = %file.complete.display(),
@@ -288,20 +382,28 @@ impl Archive {
             }
             Err(error) => {
                 SinkStats::add(&self.stats.write_errors, 1);
+                self.failed = true;
                 tracing::error!(
                     sink = %self.sink,
                     file = %file.complete.display(),
                     %error,
                     rows = file.rows,
-                    "cannot complete archive file; its rows are dropped"
+                    "cannot complete archive file"
                 );
                 self.abandon(file);
             }
         }
     }
 
-    fn abandon(&self, file: OpenFile) {
-        SinkStats::add(&self.stats.items_dropped, file.rows);
+    /// Throws away an unfinished file. Rows that came from the log are written again when their
+    /// entries are replayed; others are counted as dropped.
+    fn abandon(&mut self, mut file: OpenFile) {
+        if file.tickets.is_empty() {
+            SinkStats::add(&self.stats.items_dropped, file.rows);
+        } else {
+            tracing::warn!(sink = %self.sink, rows = file.rows, "an unfinished archive file is thrown away; its rows will be written again from the buffer");
+            file.tickets.drain(..).for_each(Ticket::retry_shared);
+        }
         let temporary = file.temporary.clone();
         drop(file);
         let _ = std::fs::remove_file(temporary);
