@@ -5,8 +5,9 @@
 //! `OUT_OF_RANGE`, which the OTLP specification's table makes non-retryable for the wrong reason
 //! and retryable (a client would resend the same oversized request forever). [`OtlpStatusCodes`]
 //! wraps each service and turns them into `INVALID_ARGUMENT` and `RESOURCE_EXHAUSTED` (without
-//! `RetryInfo`, so not retryable). The rewrite is unambiguous: our handlers never answer with
-//! either code, so only tonic's request decoding produces them.
+//! `RetryInfo`, so not retryable). The rewrite is unambiguous: our handlers never answer
+//! `INTERNAL` or `OUT_OF_RANGE`, and answer `RESOURCE_EXHAUSTED` (a full buffer) only with
+//! `RetryInfo` details, which tonic's own refusals never carry.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -207,6 +208,8 @@ where
                     "OTLP request too large: {}",
                     status.message()
                 )),
+                // Our own refusal of a full buffer: retryable, it carries `RetryInfo`.
+                Code::ResourceExhausted if !status.details().is_empty() => return Ok(response),
                 // Already the right code (a gzip body past the limit once inflated).
                 Code::ResourceExhausted => {
                     exports.count_malformed_request(status.message());

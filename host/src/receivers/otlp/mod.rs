@@ -11,12 +11,13 @@
 //! | some records invalid (say a trace id that is not 16 bytes) | OK, `partial_success` with the rejected count; the valid neighbours are taken | 200, same |
 //! | undecodable request | `INVALID_ARGUMENT` | 400 |
 //! | request over `max_request_bytes` (after decompression) | `RESOURCE_EXHAUSTED` without `RetryInfo` (not retryable) | 413 |
-//! | intake full | `UNAVAILABLE` with `RetryInfo` | 503 with `Retry-After` |
-//! | shutting down | `UNAVAILABLE` | 503 |
+//! | buffer full (`[buffer] max_bytes`, or too much waiting in memory) | `RESOURCE_EXHAUSTED` with `RetryInfo` | 429 with `Retry-After` |
+//! | buffer cannot be written (a disk error) | `UNAVAILABLE` with `RetryInfo` | 503 with `Retry-After` |
+//! | shutting down | `UNAVAILABLE` with `RetryInfo` | 503 with `Retry-After` |
 //! | unknown path, wrong method, unsupported `Content-Type` or `Content-Encoding` | (tonic: `UNIMPLEMENTED`) | 404, 405, 415 |
 //!
 //! Delivery: at-least-once from the client's point of view. A batch is acknowledged only once
-//! the intake has it; every refusal is retryable unless the data itself is bad.
+//! it is fsynced in the buffer; every refusal is retryable unless the data itself is bad.
 
 mod grpc;
 mod http;
