@@ -13,10 +13,10 @@
 //! 1. copies `benches/conf/e2e.toml` into a temporary directory with a free port for the OTLP/gRPC
 //!    receiver and an archive directory of its own, and starts `target/release/sluice run` on it;
 //!    (`sluice validate` first fills a plugin compile cache of its own, so the gateway starts from
-//!    a warm cache);
+//!    a warm cache); the buffer (`--durability fsync|os`) goes in the same directory;
 //! 2. waits for the port, notes the gateway's idle RSS, runs `loadgen` for `--warmup`;
 //! 3. waits for the gateway to go idle, reads its CPU time (utime + stime of every thread, from
-//!    `/proc/PID/stat`), runs `loadgen` flat out for `--duration`, waits until the gateway is idle
+//!    `/proc/PID/stat`), runs `loadgen` flat out (or at `--rate`) for `--duration`, waits until the gateway is idle
 //!    again (everything accepted has gone through the filter to the sink) and reads its CPU time
 //!    and peak RSS (`VmHWM`) once more;
 //! 4. sends SIGTERM, follows the drain until the process has exited (its CPU time is read from the
@@ -55,6 +55,13 @@ struct Args {
     /// Concurrent requests in flight.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Records per second loadgen offers in the measured run, 0 = flat out.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// When the gateway acknowledges: `fsync` (the default, after the buffer's fsync) or `os`
+    /// (after the write, no fsync).
+    #[arg(long, default_value = "fsync")]
+    durability: String,
     /// Threads of loadgen's runtime.
     #[arg(long, default_value_t = 1)]
     loadgen_threads: usize,
@@ -187,8 +194,17 @@ fn bench_config(
     template: &str,
     grpc: SocketAddr,
     archive: &Path,
+    buffer: &Path,
+    durability: &str,
 ) -> anyhow::Result<(String, bool)> {
     let mut config: toml::Table = toml::from_str(template).context("parsing the template")?;
+    let buffer_table = config
+        .entry("buffer")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .context("[buffer] must be a table")?;
+    buffer_table.insert("path".into(), buffer.display().to_string().into());
+    buffer_table.insert("durability".into(), durability.into());
     let otlp = config
         .get_mut("receivers")
         .and_then(|receivers| receivers.get_mut("otlp"))
@@ -300,10 +316,11 @@ fn run_loadgen(
     loadgen: &Path,
     grpc: SocketAddr,
     duration: &str,
+    rate: u64,
 ) -> anyhow::Result<LoadReport> {
     let output = Command::new(loadgen)
         .args(["--endpoint", &format!("http://{grpc}")])
-        .args(["--rate", "0", "--duration", duration])
+        .args(["--rate", &rate.to_string(), "--duration", duration])
         .args(["--batch", &args.batch.to_string()])
         .args(["--connections", &args.connections.to_string()])
         .args(["--threads", &args.loadgen_threads.to_string()])
@@ -422,7 +439,13 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let archive = work_dir.join("archive");
     let grpc = free_address()?;
     let config_path = work_dir.join("e2e.toml");
-    let (config_text, has_archive) = bench_config(&template, grpc, &archive)?;
+    let (config_text, has_archive) = bench_config(
+        &template,
+        grpc,
+        &archive,
+        &work_dir.join("buffer"),
+        &args.durability,
+    )?;
     std::fs::write(&config_path, config_text)?;
 
     // A plugin compile cache of its own, warmed by `sluice validate`: the gateway then starts
@@ -466,7 +489,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
     );
 
     eprintln!("e2e: warm-up {}", args.warmup);
-    let warmup = run_loadgen(&args, &loadgen, grpc, &args.warmup)?;
+    let warmup = run_loadgen(&args, &loadgen, grpc, &args.warmup, args.rate)?;
     wait_idle(pid, Duration::from_secs(60))?;
 
     let before = process_stat(pid).context("gateway gone")?;
@@ -487,7 +510,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
     };
     eprintln!("e2e: measured run {}, flat out", args.duration);
     let measured_started = Instant::now();
-    let measured = run_loadgen(&args, &loadgen, grpc, &args.duration)?;
+    let measured = run_loadgen(&args, &loadgen, grpc, &args.duration, args.rate)?;
     let load_wall = measured_started.elapsed();
     let catch_up = wait_idle(pid, Duration::from_secs(120))?;
     let after = process_stat(pid).context("gateway gone")?;
@@ -682,11 +705,19 @@ mod tests {
     #[test]
     fn the_template_gets_the_address_and_archive_and_stays_valid() {
         let address: SocketAddr = "127.0.0.1:45678".parse().unwrap();
-        let (text, has_archive) =
-            bench_config(TEMPLATE, address, Path::new("/tmp/e2e-archive")).unwrap();
+        let (text, has_archive) = bench_config(
+            TEMPLATE,
+            address,
+            Path::new("/tmp/e2e-archive"),
+            Path::new("/tmp/e2e-buffer"),
+            "os",
+        )
+        .unwrap();
         assert!(has_archive);
         let config = sluice::config::GatewayConfig::parse(&text, "e2e").unwrap();
         assert_eq!(config.pipelines["logs"].stages, ["severity-filter"]);
+        assert_eq!(config.buffer.path, Path::new("/tmp/e2e-buffer"));
+        assert_eq!(config.buffer.durability, sluice::intake::Durability::Os);
         assert!(text.contains("127.0.0.1:45678"), "{text}");
         assert!(text.contains("/tmp/e2e-archive"), "{text}");
     }
