@@ -784,3 +784,125 @@ fn make_room(shared: &Shared, consumers: &[Arc<Consumer>]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LineBatch, StringColumn};
+
+    fn lines(count: usize, text: &str) -> Batch {
+        let mut lines = StringColumn::default();
+        for index in 0..count {
+            lines.push(&format!("{text} {index}"));
+        }
+        Batch::Lines(LineBatch {
+            lines,
+            ..LineBatch::default()
+        })
+    }
+
+    fn config(dir: &Path) -> BufferConfig {
+        BufferConfig {
+            path: dir.to_path_buf(),
+            segment_bytes: 4096,
+            max_bytes: 64 * 1024,
+            ..BufferConfig::default()
+        }
+    }
+
+    fn text_of(entry: &Entry) -> String {
+        match entry.batch.as_ref() {
+            Batch::Lines(lines) => lines.lines.get(0).to_owned(),
+            other => panic!("not lines: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn appended_batches_are_read_back_after_a_restart_from_the_saved_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver: Arc<str> = "rx".into();
+        {
+            let (log, recovery) = Log::open(&config(dir.path())).unwrap();
+            assert!(recovery.repairs.is_empty());
+            let consumer = log.consumer("logs", "archive", WhenFull::Block);
+            for index in 0..40 {
+                log.append(&receiver, lines(20, &format!("batch {index}")))
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(log.committed(), 40);
+            let segments = log.gauges().segments;
+            assert!(segments > 2, "small segments roll over: {segments}");
+            // The sink made the first 25 durable.
+            for seq in 1..=25 {
+                let entry = log.next_entry(seq).unwrap();
+                assert_eq!(entry.seq, seq);
+                assert_eq!(text_of(&entry), format!("batch {} 0", seq - 1));
+                consumer.ticket(seq).done();
+                consumer.advance(seq + 1);
+            }
+            log.shutdown();
+            assert!(
+                log.gauges().segments < segments,
+                "consumed segments are removed"
+            );
+        }
+        let (log, recovery) = Log::open(&config(dir.path())).unwrap();
+        assert!(recovery.repairs.is_empty(), "{:?}", recovery.repairs);
+        let consumer = log.consumer("logs", "archive", WhenFull::Block);
+        assert_eq!(consumer.next(), 26, "replay starts after the cursor");
+        let entry = log.next_entry(26).unwrap();
+        assert_eq!(text_of(&entry), "batch 25 0", "read from disk");
+        let later = log.consumer("logs", "new-sink", WhenFull::Block);
+        assert!(
+            later.next() <= 26,
+            "a new sink starts at the oldest entry kept"
+        );
+        log.append(&receiver, lines(1, "after restart"))
+            .await
+            .unwrap();
+        assert_eq!(log.committed(), 41, "numbering goes on");
+        log.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_full_log_refuses_with_a_retry_delay_until_drop_oldest_makes_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver: Arc<str> = "rx".into();
+        let (log, _) = Log::open(&config(dir.path())).unwrap();
+        let blocking = log.consumer("logs", "archive", WhenFull::Block);
+        let dropping = log.consumer("logs", "exporter", WhenFull::DropOldest);
+        let mut refused = None;
+        for index in 0..1000 {
+            if let Err(error) = log.append(&receiver, lines(20, &format!("b{index}"))).await {
+                refused = Some(error);
+                break;
+            }
+        }
+        let refused = refused.expect("the log fills up");
+        assert!(refused.is_overload(), "{refused:?}");
+        assert!(refused.retry_after() >= Duration::from_secs(1));
+        // The blocking sink holds the oldest data: nothing is given up.
+        housekeeping(&log.shared);
+        assert_eq!(dropping.dropped_records(), 0);
+        assert!(
+            log.append(&receiver, lines(20, "still full"))
+                .await
+                .is_err()
+        );
+        // Once the blocking sink has everything durable, only the drop-oldest one holds the
+        // oldest segments: they go, counted.
+        let committed = log.committed();
+        for seq in 1..=committed {
+            blocking.ticket(seq).done();
+        }
+        blocking.advance(committed + 1);
+        housekeeping(&log.shared);
+        assert!(dropping.dropped_records() > 0);
+        assert!(dropping.next() > 1);
+        log.append(&receiver, lines(20, "room again"))
+            .await
+            .unwrap();
+        log.shutdown();
+    }
+}
