@@ -518,6 +518,15 @@ fn wait_for_quiet_archive(archive: &Path) -> anyhow::Result<()> {
 /// Runs the whole crash test: `settings.iterations` SIGKILLs under load, a last graceful stop,
 /// the archive checked against what was acknowledged.
 pub fn run(settings: &CrashSettings) -> anyhow::Result<CrashReport> {
+    run_with(settings, &mut || Ok(()))
+}
+
+/// [`run`], calling `after_kill` after each SIGKILL, once the gateway is dead and before it is
+/// restarted (the power-loss test drops the unsynced writes there).
+pub fn run_with(
+    settings: &CrashSettings,
+    after_kill: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<CrashReport> {
     ensure!(settings.senders > 0 && settings.records_per_request > 0);
     std::fs::create_dir_all(&settings.dir)
         .with_context(|| format!("creating {}", settings.dir.display()))?;
@@ -580,6 +589,7 @@ pub fn run(settings: &CrashSettings) -> anyhow::Result<CrashReport> {
         {
             bail!("iteration {}: {reason}", iteration + 1);
         }
+        after_kill().with_context(|| format!("after SIGKILL {}", iteration + 1))?;
         let port = shared.endpoint().port();
         gateway = start_gateway(settings, &shared, Some(port));
     }
