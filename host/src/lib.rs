@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod cli;
 pub mod config;
+pub mod durable_fs;
 pub mod gateway;
 pub mod intake;
 pub mod model;

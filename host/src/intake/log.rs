@@ -147,7 +147,7 @@ impl Log {
     /// starts the writer. Returns what recovery found. Refuses a directory another gateway holds.
     pub fn open(config: &BufferConfig) -> anyhow::Result<(Arc<Log>, Recovery)> {
         let dir = config.path.clone();
-        std::fs::create_dir_all(&dir)
+        crate::durable_fs::create_dir_all_synced(&dir)
             .with_context(|| format!("cannot create the buffer directory {}", dir.display()))?;
         let lock = OpenOptions::new()
             .create(true)

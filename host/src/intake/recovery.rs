@@ -198,7 +198,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovery> {
 /// directories.
 fn move_aside(dir: &Path, path: &Path) -> io::Result<PathBuf> {
     let damaged = dir.join(DAMAGED_DIR);
-    std::fs::create_dir_all(&damaged)?;
+    crate::durable_fs::create_dir_all_synced(&damaged)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut target = damaged.join(&*name);
     let mut attempt = 1;

@@ -279,10 +279,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
-/// Makes a directory's entries (new, renamed, removed files) durable.
-pub fn sync_directory(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub use crate::durable_fs::sync_directory;
 
 #[cfg(test)]
 mod tests {

@@ -137,8 +137,11 @@ pub async fn start(
         anyhow::bail!("{}", problems.join("; "));
     }
     let formats = config.formats()?;
-    tokio::fs::create_dir_all(&config.path)
+    let root = config.path.clone();
+    tokio::task::spawn_blocking(move || crate::durable_fs::create_dir_all_synced(&root))
         .await
+        .map_err(std::io::Error::other)
+        .and_then(|created| created)
         .with_context(|| {
             format!(
                 "sink `{}`: cannot create the archive directory {}",

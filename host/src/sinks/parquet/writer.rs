@@ -24,6 +24,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
+use crate::durable_fs::sync_directory;
 use crate::intake::Ticket;
 use crate::model::Signal;
 use crate::sinks::SinkStats;
@@ -439,11 +440,6 @@ fn split_by_hour(rows: Rows) -> Vec<(i64, RecordBatch)> {
                 .map(|part| (hour, part))
         })
         .collect()
-}
-
-/// Makes a directory's entries (a new file name, a rename) durable.
-fn sync_directory(directory: &Path) -> io::Result<()> {
-    File::open(directory)?.sync_all()
 }
 
 /// A version 7 uuid: 48 bits of Unix milliseconds, then random bits.
