@@ -283,7 +283,8 @@ impl Log {
 
     /// Appends a batch; resolves once it is durable (or refused: every error is retryable).
     pub async fn append(&self, receiver: &Arc<str>, batch: Batch) -> Result<(), IntakeError> {
-        let mut payload = Vec::with_capacity(4096);
+        let mut payload =
+            Vec::with_capacity(crate::model::codec::encoded_len_hint(&batch) + receiver.len() + 6);
         segment::encode_payload(receiver, &batch, &mut payload);
         let size = payload.len() as u64;
         let config = &self.shared.config;

@@ -49,6 +49,29 @@ pub fn encode_batch(batch: &Batch, out: &mut Vec<u8>) {
     }
 }
 
+/// About how many bytes [`encode_batch`] writes for `batch`, to size its buffer once.
+pub fn encoded_len_hint(batch: &Batch) -> usize {
+    1 + match batch {
+        Batch::Logs(logs) => logs.encoded_len_hint(),
+        Batch::Metrics(metrics) => messages_len(&metrics.resource_metrics),
+        Batch::Spans(spans) => messages_len(&spans.resource_spans),
+        Batch::Lines(lines) => {
+            8 + lines.lines.bytes().len()
+                + 4 * lines.lines.offsets().len()
+                + 4
+                + lines.source.len()
+                + 128
+        }
+    }
+}
+
+fn messages_len<M: Message>(messages: &[M]) -> usize {
+    4 + messages
+        .iter()
+        .map(|message| 4 + message.encoded_len())
+        .sum::<usize>()
+}
+
 /// Decodes what [`encode_batch`] wrote; the whole input must be consumed.
 pub fn decode_batch(bytes: &[u8]) -> Result<Batch, CodecError> {
     let mut reader = Reader(bytes);
@@ -376,6 +399,19 @@ mod tests {
             }],
         });
         assert_eq!(round_trip(&spans), spans);
+    }
+
+    #[test]
+    fn the_length_hint_is_close_to_the_encoding() {
+        let batch = Batch::Logs(logs());
+        let mut bytes = Vec::new();
+        encode_batch(&batch, &mut bytes);
+        let hint = encoded_len_hint(&batch);
+        assert!(
+            hint >= bytes.len() && hint <= bytes.len() + 512,
+            "hint {hint}, encoded {}",
+            bytes.len()
+        );
     }
 
     #[test]

@@ -6,6 +6,35 @@ use super::{LogBatch, ValueColumns, ValueKind};
 use crate::model::codec::{CodecError, Reader, Writer};
 
 impl LogBatch {
+    /// Bytes [`encode`](Self::encode) writes, give or take the resources.
+    pub(in crate::model) fn encoded_len_hint(&self) -> usize {
+        let strings =
+            |column: &super::StringColumn| 8 + column.bytes().len() + 4 * column.offsets().len();
+        let values = &self.attribute_values;
+        16 * self.timestamps.len()
+            + 8
+            + self.severity_numbers.len()
+            + 4
+            + strings(&self.severity_texts)
+            + strings(&self.bodies)
+            + self.trace_ids.len()
+            + self.span_ids.len()
+            + 8
+            + 4 * self.attribute_offsets.len()
+            + 4
+            + strings(&self.attribute_keys)
+            + 4
+            + values.kinds.len() * 9
+            + 8
+            + values.data.len()
+            + 4
+            + 4 * values.data_offsets.len()
+            + 4
+            + 4 * self.resource_of_record.len()
+            + 4
+            + 128 * self.resources.len()
+    }
+
     pub(in crate::model) fn encode(&self, writer: &mut Writer<'_>) {
         writer.u64s(self.timestamps.iter().map(|&time| time as u64));
         writer.u64s(self.observed_timestamps.iter().map(|&time| time as u64));
