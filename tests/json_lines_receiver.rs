@@ -348,7 +348,7 @@ async fn http_answers_what_was_accepted_and_what_was_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_says_retry_later_when_the_intake_is_full() {
+async fn http_says_retry_later_with_429_when_the_intake_is_full() {
     // Room for one batch, and nobody drains it.
     let mut running = start("", Intake::new(1, Duration::from_millis(50))).await;
     let client = http_client();
@@ -356,7 +356,8 @@ async fn http_says_retry_later_when_the_intake_is_full() {
     let first = client.post(&url).body("{\"a\": 1}").send().await.unwrap();
     assert_eq!(first.status(), 200);
     let second = client.post(&url).body("{\"a\": 2}").send().await.unwrap();
-    assert_eq!(second.status(), 503);
+    // Full (not failing): 429, retryable after the delay.
+    assert_eq!(second.status(), 429);
     assert_eq!(second.headers()["retry-after"], "1");
     let body: Value = second.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("send it again"));

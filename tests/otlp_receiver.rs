@@ -557,13 +557,14 @@ async fn grpc_partial_success_rejects_only_the_invalid_record() {
 }
 
 #[tokio::test]
-async fn grpc_answers_unavailable_with_retry_info_when_the_intake_is_full() {
+async fn grpc_answers_resource_exhausted_with_retry_info_when_the_intake_is_full() {
     let receiver = start_receiver(1, 4 << 20).await;
     let mut client = logs_client(receiver.grpc).await;
     // The first batch fills the intake (nobody reads it); the second cannot get in.
     client.export(logs_request(1)).await.unwrap();
     let status = client.export(logs_request(1)).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    // RESOURCE_EXHAUSTED with RetryInfo: retryable for OTLP clients.
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     let details = rpc::Status::decode(status.details()).expect("google.rpc.Status details");
     assert_eq!(details.retry_delay(), Some(Duration::from_secs(1)));
     assert_eq!(
@@ -572,6 +573,14 @@ async fn grpc_answers_unavailable_with_retry_info_when_the_intake_is_full() {
             .requests_refused
             .load(std::sync::atomic::Ordering::Relaxed),
         1
+    );
+    assert_eq!(
+        receiver
+            .stats
+            .records_malformed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a full intake is not a malformed request"
     );
 }
 
@@ -887,7 +896,7 @@ async fn http_json_partial_success_rejects_only_the_invalid_record() {
 }
 
 #[tokio::test]
-async fn http_answers_503_with_retry_after_when_the_intake_is_full() {
+async fn http_answers_429_with_retry_after_when_the_intake_is_full() {
     let receiver = start_receiver(1, 4 << 20).await;
     let client = http_client();
     let body = logs_request(1).encode_to_vec();
@@ -895,7 +904,7 @@ async fn http_answers_503_with_retry_after_when_the_intake_is_full() {
     let response = post(&client, &receiver, "/v1/logs", protobuf, None, body.clone()).await;
     assert_eq!(response.status(), 200);
     let response = post(&client, &receiver, "/v1/logs", protobuf, None, body).await;
-    assert_eq!(response.status(), 503);
+    assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
     let status = status_body(response).await;
     assert!(status.message.contains("overloaded"), "{status:?}");

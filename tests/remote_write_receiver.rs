@@ -583,7 +583,7 @@ async fn encoded_requests_arrive_exactly_and_bad_ones_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_overloaded_intake_answers_503_with_retry_after() {
+async fn an_overloaded_intake_answers_429_with_retry_after() {
     // Room for one batch, and nobody drains it.
     let mut running = start("", Intake::new(1, Duration::from_millis(50))).await;
     let client = http_client();
@@ -609,7 +609,7 @@ async fn an_overloaded_intake_answers_503_with_retry_after() {
         Some("snappy"),
     )
     .await;
-    assert_eq!(second.status(), 503);
+    assert_eq!(second.status(), 429);
     assert_eq!(second.headers()["retry-after"], "1");
 
     let taken = metrics_of(running.batches.recv().await.unwrap());
