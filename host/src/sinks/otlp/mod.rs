@@ -224,18 +224,22 @@ impl Exporter {
     async fn run(mut self) {
         let mut pending = Pending::default();
         let mut tickets = Vec::new();
+        let mut items = 0;
         while let Some(item) = self.context.items.recv().await {
-            self.take(&mut pending, item, &mut tickets);
+            items += usize::from(self.take(&mut pending, item, &mut tickets));
             // Coalesce what is already waiting, up to one full request.
             while pending.records() < self.max_batch_records {
                 match self.context.items.try_recv() {
-                    Ok(item) => self.take(&mut pending, item, &mut tickets),
+                    Ok(item) => items += usize::from(self.take(&mut pending, item, &mut tickets)),
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
+            // Batches fed without a ticket have no buffer behind them.
+            let untracked = tickets.len() < items;
+            items = 0;
             let mut all_settled = true;
             for request in pending.take_requests(self.max_batch_records) {
-                all_settled &= self.deliver(request).await == Outcome::Settled;
+                all_settled &= self.deliver(request, untracked).await == Outcome::Settled;
             }
             if all_settled {
                 tickets.drain(..).for_each(Ticket::done);
@@ -248,9 +252,10 @@ impl Exporter {
         tracing::debug!(sink = %self.context.name, "OTLP exporter stopped: queue closed");
     }
 
-    fn take(&self, pending: &mut Pending, item: SinkItem, tickets: &mut Vec<Ticket>) {
+    /// Adds an item's batches to the pending requests; true when it carried batches.
+    fn take(&self, pending: &mut Pending, item: SinkItem, tickets: &mut Vec<Ticket>) -> bool {
         let Ok((batches, ticket)) = item.into_batches() else {
-            return;
+            return false;
         };
         tickets.extend(ticket);
         for batch in batches {
@@ -266,10 +271,12 @@ impl Exporter {
                 );
             }
         }
+        true
     }
 
     /// Sends one request until it is taken, refused for good, or shutdown ends the retries.
-    async fn deliver(&mut self, request: EncodedRequest) -> Outcome {
+    /// `untracked`: some of its records came without a ticket, so giving up drops them.
+    async fn deliver(&mut self, request: EncodedRequest, untracked: bool) -> Outcome {
         let stats = self.context.stats.clone();
         let mut backoff = self.retry_initial;
         loop {
@@ -312,6 +319,10 @@ impl Exporter {
                 .unwrap_or_else(|| jittered(backoff))
                 .min(self.retry_max);
             if self.context.items.is_closed() {
+                if self.shutdown_retries_left == 0 && untracked {
+                    self.give_up(&request, &message, "still failing at shutdown");
+                    return Outcome::Settled;
+                }
                 if self.shutdown_retries_left == 0 {
                     tracing::error!(
                         sink = %self.context.name,
