@@ -24,7 +24,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use crate::durable_fs::sync_directory;
+use crate::durable_fs::{create_dir_all_synced, sync_directory};
 use crate::intake::Ticket;
 use crate::model::Signal;
 use crate::sinks::SinkStats;
@@ -313,21 +313,7 @@ impl Archive {
         if self.synced_directories.contains(directory) {
             return Ok(());
         }
-        let mut missing = Vec::new();
-        let mut current = directory;
-        while current != self.root && !current.is_dir() {
-            missing.push(current.to_path_buf());
-            match current.parent() {
-                Some(parent) => current = parent,
-                None => break,
-            }
-        }
-        std::fs::create_dir_all(directory)?;
-        for created in missing.iter().rev() {
-            if let Some(parent) = created.parent() {
-                sync_directory(parent)?;
-            }
-        }
+        create_dir_all_synced(directory)?;
         self.synced_directories.insert(directory.to_path_buf());
         Ok(())
     }
