@@ -95,11 +95,6 @@ impl Pipeline {
         &self.stages
     }
 
-    /// Runs one batch; returns what goes to which sink.
-    pub fn process(&mut self, batch: Batch) -> Vec<(usize, SinkItem)> {
-        self.run(batch, Pass::First)
-    }
-
     /// Runs one batch the first time (detectors see it, everything is counted) or again for a
     /// sink that fell behind (no detector, no alert, no count).
     fn run(&mut self, batch: Batch, pass: Pass) -> Vec<(usize, SinkItem)> {
