@@ -1,14 +1,30 @@
 //! Detectors: watch batches, keep state, raise alerts.
 
-use crate::{Alert, AlertSeverity, AlertStatus, LogBatch, Plugin};
+use crate::{Alert, AlertSeverity, AlertStatus, LogBatch, MetricBatch, Plugin, SpanBatch};
 
-/// A detector plugin. The host checkpoints its state with [`snapshot`](Detector::snapshot) and
-/// brings it back with [`restore`](Detector::restore) after a restart or a fresh instance.
+/// A detector plugin. The host checkpoints its state with [`snapshot`](Detector::snapshot) at
+/// the pipeline's checkpoint interval and brings it back with [`restore`](Detector::restore)
+/// after a restart (even a `kill -9`) or in a fresh instance, so a window in progress is kept.
+///
+/// Each `observe*` method has a default that ignores the signal: implement the ones you read.
 pub trait Detector: Plugin {
-    /// Observes one batch; pushes the alerts it raises or resolves onto `alerts`.
-    fn observe(&mut self, batch: &LogBatch<'_>, alerts: &mut Vec<Alert>);
+    /// Observes one batch of log records; pushes the alerts it raises or resolves onto `alerts`.
+    fn observe(&mut self, batch: &LogBatch<'_>, alerts: &mut Vec<Alert>) {
+        let _ = (batch, alerts);
+    }
 
-    /// A clock tick (Unix nanoseconds) for time windows. The default does nothing.
+    /// Observes one batch of metric points.
+    fn observe_metrics(&mut self, batch: &MetricBatch<'_>, alerts: &mut Vec<Alert>) {
+        let _ = (batch, alerts);
+    }
+
+    /// Observes one batch of spans.
+    fn observe_spans(&mut self, batch: &SpanBatch<'_>, alerts: &mut Vec<Alert>) {
+        let _ = (batch, alerts);
+    }
+
+    /// A wall-clock tick (Unix nanoseconds) at the pipeline's tick interval, so windows close
+    /// while no data comes. The default does nothing.
     fn tick(&mut self, now: i64, alerts: &mut Vec<Alert>) {
         let _ = (now, alerts);
     }

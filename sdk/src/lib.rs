@@ -5,7 +5,8 @@
 //!
 //! - [`Filter`] + [`export_filter!`]: keep, drop or edit log records;
 //! - [`Parser`] + [`export_parser!`]: turn raw lines into log records;
-//! - [`Detector`] + [`export_detector!`]: watch batches, keep state, raise [`Alert`]s.
+//! - [`Detector`] + [`export_detector!`]: watch logs, metric points ([`MetricBatch`]) and spans
+//!   ([`SpanBatch`]), keep state, raise [`Alert`]s.
 //!
 //! The host hands a plugin one batch per call. [`LogBatch`] fetches each column from the host
 //! the first time the plugin reads it, so a plugin pays only for what it uses. The same crate
@@ -14,11 +15,14 @@
 //! See the SDK README for a walk from nothing to a tested `.wasm`.
 
 mod batch;
+mod columns;
 mod detector;
 mod filter;
 pub mod host;
+mod metrics;
 mod parser;
 pub mod severity;
+mod spans;
 
 /// Bindings of the contract's shared types and host imports (generated from `wit/plugin.wit`).
 pub mod bindings {
@@ -33,11 +37,14 @@ pub mod bindings {
 pub use batch::{LogBatch, LogRecord, LogRecordView};
 pub use bindings::sluice::plugin::types::{
     Alert, AlertSeverity, AlertStatus, AttributeTable, Change, Edit, FilterResult, KeyValue,
-    LogRecords, ParseError, RawInput, Selection, Severity, StringColumn, Value,
+    LogRecords, MetricKind, ParseError, RawInput, Selection, Severity, StringColumn, Value,
 };
+pub use columns::AttributeColumn;
 pub use detector::Detector;
 pub use filter::{Filter, Verdict};
+pub use metrics::{MetricBatch, MetricPoint, MetricPointView};
 pub use parser::{LogRecordsBuilder, Parser};
+pub use spans::{Span, SpanBatch, SpanView, span_kind, status_code};
 
 /// What every plugin has, whatever its kind: a config and a constructor from it.
 ///

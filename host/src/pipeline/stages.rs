@@ -1,7 +1,7 @@
 //! The plugin chain of one pipeline: parser → filters → detectors, each a sandbox.
 //!
-//! Plugins read logs only (the WIT contract has no metrics or spans yet): other signals pass
-//! through untouched.
+//! Filters and parsers read logs only; detectors also observe metric points and spans, which
+//! otherwise pass through untouched.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,8 +9,10 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::alerts::Alert;
-use crate::model::{Batch, LineBatch, LogBatch};
-use crate::runtime::{PluginEngine, PluginKind, PluginSpec, Sandbox, now_nanos};
+use crate::model::{Batch, LineBatch, LogBatch, MetricBatch, SpanBatch};
+use crate::runtime::{
+    FlatMetrics, FlatSpans, PluginEngine, PluginKind, PluginSpec, Sandbox, now_nanos,
+};
 
 /// What one batch produced.
 #[derive(Debug, Default)]
@@ -93,8 +95,12 @@ impl Stages {
         let logs = match batch {
             Batch::Lines(lines) => self.parse(lines, &mut output),
             Batch::Logs(logs) => logs,
-            other => {
-                output.batch = Some(other);
+            Batch::Metrics(metrics) => {
+                output.batch = self.detect_metrics(metrics, detect, &mut output.alerts);
+                return output;
+            }
+            Batch::Spans(spans) => {
+                output.batch = self.detect_spans(spans, detect, &mut output.alerts);
                 return output;
             }
         };
@@ -125,6 +131,52 @@ impl Stages {
             output.batch = Some(Batch::Logs(logs));
         }
         output
+    }
+
+    /// Lets the detectors observe metric points (filters read logs only: points pass through).
+    fn detect_metrics(
+        &mut self,
+        metrics: MetricBatch,
+        detect: bool,
+        alerts: &mut Vec<Alert>,
+    ) -> Option<Batch> {
+        if metrics.is_empty() {
+            return None;
+        }
+        if !detect || self.detectors.is_empty() {
+            return Some(Batch::Metrics(metrics));
+        }
+        let shared = Arc::new(metrics);
+        let flat = Arc::new(FlatMetrics::new(shared.clone()));
+        for detector in &mut self.detectors {
+            alerts.extend(detector.observe_metrics(&flat).alerts);
+            alerts.extend(detector.take_alerts());
+        }
+        drop(flat);
+        Some(Batch::Metrics(Arc::unwrap_or_clone(shared)))
+    }
+
+    /// Lets the detectors observe spans (filters read logs only: spans pass through).
+    fn detect_spans(
+        &mut self,
+        spans: SpanBatch,
+        detect: bool,
+        alerts: &mut Vec<Alert>,
+    ) -> Option<Batch> {
+        if spans.is_empty() {
+            return None;
+        }
+        if !detect || self.detectors.is_empty() {
+            return Some(Batch::Spans(spans));
+        }
+        let shared = Arc::new(spans);
+        let flat = Arc::new(FlatSpans::new(shared.clone()));
+        for detector in &mut self.detectors {
+            alerts.extend(detector.observe_spans(&flat).alerts);
+            alerts.extend(detector.take_alerts());
+        }
+        drop(flat);
+        Some(Batch::Spans(Arc::unwrap_or_clone(shared)))
     }
 
     /// Raw lines → records: through the parser, or one record per line (the line as body) when

@@ -10,6 +10,12 @@ use crate::model::{AttributeValue, LogBatch, RecordChange, RecordEdit, StringCol
 /// (`PluginState::lend`): a handle names it, nothing is stored per handle.
 pub struct LogBatchResource;
 
+/// The `metric-batch` resource's host type, lent like [`LogBatchResource`].
+pub struct MetricBatchResource;
+
+/// The `span-batch` resource's host type, lent like [`LogBatchResource`].
+pub struct SpanBatchResource;
+
 /// Bindings of the `filter` world; its interfaces are shared by the other worlds.
 pub mod filter {
     wasmtime::component::bindgen!({
@@ -18,6 +24,8 @@ pub mod filter {
         imports: { default: trappable },
         with: {
             "sluice:plugin/types.log-batch": super::LogBatchResource,
+            "sluice:plugin/types.metric-batch": super::MetricBatchResource,
+            "sluice:plugin/types.span-batch": super::SpanBatchResource,
         },
     });
 }

@@ -269,7 +269,7 @@ fn component_kind(engine: &Engine, component: &Component) -> anyhow::Result<Plug
         (false, true, false) => Ok(PluginKind::Parser),
         (false, false, true) => Ok(PluginKind::Detector),
         _ => bail!(
-            "it is not a sluice:plugin@0.1.0 filter, parser or detector (exports: {})",
+            "it is not a sluice:plugin@0.2.0 filter, parser or detector (exports: {})",
             exports.join(", ")
         ),
     }

@@ -13,6 +13,7 @@
 
 mod bindings;
 mod engine;
+mod flat;
 mod sandbox;
 mod spec;
 mod state;
@@ -20,6 +21,7 @@ mod stats;
 
 pub use bindings::PARSE_ERROR_ATTRIBUTE;
 pub use engine::{EngineOptions, LoadedPlugin, PluginEngine, PluginKind, default_cache_dir};
+pub use flat::{FlatMetrics, FlatSpans};
 pub use sandbox::{DetectOutcome, Fault, FilterOutcome, ParseOutcome, Sandbox, now_nanos};
 pub use spec::{DirGrant, Grants, OnError, PluginLimits, PluginSpec};
 pub use stats::{PluginStats, PluginStatsSnapshot};

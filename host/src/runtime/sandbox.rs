@@ -13,8 +13,11 @@ use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use super::bindings::{self, LogBatchResource, detector, filter, parser, wit};
+use super::bindings::{
+    self, LogBatchResource, MetricBatchResource, SpanBatchResource, detector, filter, parser, wit,
+};
 use super::engine::{EPOCH_TICK, LoadedPlugin, PluginPre};
+use super::flat::{FlatMetrics, FlatSpans};
 use super::spec::{Grants, OnError};
 use super::state::{LentBatch, MemoryCapExceeded, PluginState};
 use super::stats::PluginStats;
@@ -583,6 +586,38 @@ impl Sandbox {
                 return Ok(Err(OutputFault::Invalid("not a detector".into())));
             };
             let alerts = exports.call_observe_logs(store, handle)?;
+            Ok(checked_alerts(alerts, bound, &source))
+        });
+        self.detect_outcome(result, batch.len())
+    }
+
+    /// Lets a detector observe one batch of metric points.
+    pub fn observe_metrics(&mut self, batch: &Arc<FlatMetrics>) -> DetectOutcome {
+        let lent = LentBatch::Metrics(batch.clone());
+        let bound = self.plugin.spec.limits.max_output_bytes;
+        let source = self.plugin.spec.name.clone();
+        let (result, _) = self.call(batch.len(), lent, move |store, exports, handle| {
+            let Exports::Detector(exports) = exports else {
+                return Ok(Err(OutputFault::Invalid("not a detector".into())));
+            };
+            let handle = Resource::<MetricBatchResource>::new_borrow(handle.rep());
+            let alerts = exports.call_observe_metrics(store, handle)?;
+            Ok(checked_alerts(alerts, bound, &source))
+        });
+        self.detect_outcome(result, batch.len())
+    }
+
+    /// Lets a detector observe one batch of spans.
+    pub fn observe_spans(&mut self, batch: &Arc<FlatSpans>) -> DetectOutcome {
+        let lent = LentBatch::Spans(batch.clone());
+        let bound = self.plugin.spec.limits.max_output_bytes;
+        let source = self.plugin.spec.name.clone();
+        let (result, _) = self.call(batch.len(), lent, move |store, exports, handle| {
+            let Exports::Detector(exports) = exports else {
+                return Ok(Err(OutputFault::Invalid("not a detector".into())));
+            };
+            let handle = Resource::<SpanBatchResource>::new_borrow(handle.rep());
+            let alerts = exports.call_observe_spans(store, handle)?;
             Ok(checked_alerts(alerts, bound, &source))
         });
         self.detect_outcome(result, batch.len())

@@ -7,7 +7,8 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{LogBatchResource, wit, wit_host};
+use super::bindings::{LogBatchResource, MetricBatchResource, SpanBatchResource, wit, wit_host};
+use super::flat::{FlatMetrics, FlatSpans};
 use super::stats::PluginStats;
 use crate::model::{AttributeValueRef, LogBatch};
 
@@ -76,23 +77,27 @@ pub enum LentBatch {
     Owned(LogBatch),
     /// A batch the caller shares.
     Shared(Arc<LogBatch>),
+    /// Metric points, for a detector.
+    Metrics(Arc<FlatMetrics>),
+    /// Spans, for a detector.
+    Spans(Arc<FlatSpans>),
 }
 
 impl LentBatch {
     fn get(&self) -> Option<&LogBatch> {
         match self {
-            LentBatch::Nothing => None,
             LentBatch::Owned(batch) => Some(batch),
             LentBatch::Shared(batch) => Some(batch),
+            LentBatch::Nothing | LentBatch::Metrics(_) | LentBatch::Spans(_) => None,
         }
     }
 
     /// The batch, owned again.
     pub fn into_owned(self) -> LogBatch {
         match self {
-            LentBatch::Nothing => LogBatch::new(),
             LentBatch::Owned(batch) => batch,
             LentBatch::Shared(batch) => Arc::unwrap_or_clone(batch),
+            LentBatch::Nothing | LentBatch::Metrics(_) | LentBatch::Spans(_) => LogBatch::new(),
         }
     }
 }
@@ -152,6 +157,20 @@ impl PluginState {
         match self.lent.get() {
             Some(batch) if handle.rep() == LENT_BATCH_REP => Ok(batch),
             _ => Err(wasmtime::Error::msg("unknown log-batch handle")),
+        }
+    }
+
+    fn metrics(&self, handle: &Resource<MetricBatchResource>) -> wasmtime::Result<&FlatMetrics> {
+        match &self.lent {
+            LentBatch::Metrics(batch) if handle.rep() == LENT_BATCH_REP => Ok(batch),
+            _ => Err(wasmtime::Error::msg("unknown metric-batch handle")),
+        }
+    }
+
+    fn spans(&self, handle: &Resource<SpanBatchResource>) -> wasmtime::Result<&FlatSpans> {
+        match &self.lent {
+            LentBatch::Spans(batch) if handle.rep() == LENT_BATCH_REP => Ok(batch),
+            _ => Err(wasmtime::Error::msg("unknown span-batch handle")),
         }
     }
 }
@@ -306,6 +325,140 @@ impl wit::HostLogBatch for PluginState {
 
     fn drop(&mut self, _batch: Resource<LogBatchResource>) -> wasmtime::Result<()> {
         // The host only lends borrows of its batch; there is no owned handle to free.
+        Ok(())
+    }
+}
+
+impl wit::HostMetricBatch for PluginState {
+    fn len(&mut self, batch: Resource<MetricBatchResource>) -> wasmtime::Result<u32> {
+        Ok(self.metrics(&batch)?.len() as u32)
+    }
+
+    fn names(
+        &mut self,
+        batch: Resource<MetricBatchResource>,
+    ) -> wasmtime::Result<wit::StringColumn> {
+        Ok((&self.metrics(&batch)?.names()).into())
+    }
+
+    fn units(
+        &mut self,
+        batch: Resource<MetricBatchResource>,
+    ) -> wasmtime::Result<wit::StringColumn> {
+        Ok((&self.metrics(&batch)?.units()).into())
+    }
+
+    fn kinds(
+        &mut self,
+        batch: Resource<MetricBatchResource>,
+    ) -> wasmtime::Result<Vec<wit::MetricKind>> {
+        Ok(self.metrics(&batch)?.kinds.clone())
+    }
+
+    fn monotonic(&mut self, batch: Resource<MetricBatchResource>) -> wasmtime::Result<Vec<bool>> {
+        Ok(self.metrics(&batch)?.monotonic.clone())
+    }
+
+    fn timestamps(&mut self, batch: Resource<MetricBatchResource>) -> wasmtime::Result<Vec<i64>> {
+        Ok(self.metrics(&batch)?.timestamps.clone())
+    }
+
+    fn values(&mut self, batch: Resource<MetricBatchResource>) -> wasmtime::Result<Vec<f64>> {
+        Ok(self.metrics(&batch)?.values.clone())
+    }
+
+    fn counts(&mut self, batch: Resource<MetricBatchResource>) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.metrics(&batch)?.counts.clone())
+    }
+
+    fn attribute(
+        &mut self,
+        batch: Resource<MetricBatchResource>,
+        key: String,
+    ) -> wasmtime::Result<Vec<Option<wit::Value>>> {
+        Ok(self.metrics(&batch)?.attribute(&key))
+    }
+
+    fn resource_attribute(
+        &mut self,
+        batch: Resource<MetricBatchResource>,
+        key: String,
+    ) -> wasmtime::Result<Vec<Option<wit::Value>>> {
+        Ok(self.metrics(&batch)?.resource_attribute(&key))
+    }
+
+    fn attributes(
+        &mut self,
+        batch: Resource<MetricBatchResource>,
+    ) -> wasmtime::Result<wit::AttributeTable> {
+        Ok(self.metrics(&batch)?.attributes())
+    }
+
+    fn drop(&mut self, _batch: Resource<MetricBatchResource>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl wit::HostSpanBatch for PluginState {
+    fn len(&mut self, batch: Resource<SpanBatchResource>) -> wasmtime::Result<u32> {
+        Ok(self.spans(&batch)?.len() as u32)
+    }
+
+    fn names(&mut self, batch: Resource<SpanBatchResource>) -> wasmtime::Result<wit::StringColumn> {
+        Ok((&self.spans(&batch)?.names()).into())
+    }
+
+    fn kinds(&mut self, batch: Resource<SpanBatchResource>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.spans(&batch)?.kinds())
+    }
+
+    fn start_timestamps(
+        &mut self,
+        batch: Resource<SpanBatchResource>,
+    ) -> wasmtime::Result<Vec<i64>> {
+        Ok(self.spans(&batch)?.start_timestamps())
+    }
+
+    fn end_timestamps(&mut self, batch: Resource<SpanBatchResource>) -> wasmtime::Result<Vec<i64>> {
+        Ok(self.spans(&batch)?.end_timestamps())
+    }
+
+    fn status_codes(&mut self, batch: Resource<SpanBatchResource>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.spans(&batch)?.status_codes())
+    }
+
+    fn trace_ids(&mut self, batch: Resource<SpanBatchResource>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.spans(&batch)?.trace_ids())
+    }
+
+    fn span_ids(&mut self, batch: Resource<SpanBatchResource>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.spans(&batch)?.span_ids())
+    }
+
+    fn attribute(
+        &mut self,
+        batch: Resource<SpanBatchResource>,
+        key: String,
+    ) -> wasmtime::Result<Vec<Option<wit::Value>>> {
+        Ok(self.spans(&batch)?.attribute(&key))
+    }
+
+    fn resource_attribute(
+        &mut self,
+        batch: Resource<SpanBatchResource>,
+        key: String,
+    ) -> wasmtime::Result<Vec<Option<wit::Value>>> {
+        Ok(self.spans(&batch)?.resource_attribute(&key))
+    }
+
+    fn attributes(
+        &mut self,
+        batch: Resource<SpanBatchResource>,
+    ) -> wasmtime::Result<wit::AttributeTable> {
+        Ok(self.spans(&batch)?.attributes())
+    }
+
+    fn drop(&mut self, _batch: Resource<SpanBatchResource>) -> wasmtime::Result<()> {
         Ok(())
     }
 }
