@@ -1,5 +1,7 @@
 //! The alert webhook sink against a real HTTP server started by the test (axum on 127.0.0.1),
 //! scripted to fail the way receivers do: 503, 429 with `Retry-After`, 400, no listener at all.
+//! The sink is started directly, so its router has the defaults of an empty `[alerts]` table;
+//! closing its queue sends whatever the router holds.
 
 mod support;
 
@@ -202,8 +204,8 @@ async fn a_400_is_not_retried_and_is_counted() {
 }
 
 #[tokio::test]
-async fn batches_keep_their_order_through_retries() {
-    // The second POST fails once: the third must not overtake it.
+async fn a_resolution_never_overtakes_its_firing_even_through_retries() {
+    // The second POST fails once: nothing behind it may overtake it.
     let (url, script) = server(&[(StatusCode::OK, None), (StatusCode::BAD_GATEWAY, None)]).await;
     let alerts = vec![
         alert("A", AlertStatus::Firing),
@@ -233,18 +235,23 @@ async fn batches_keep_their_order_through_retries() {
         })
         .collect();
     let pair = |name: &str, status: &str| (name.to_owned(), status.to_owned());
+    // One group per alert name (the default group_by is alertname and service); at shutdown
+    // every group goes out at once, each resolution in the notification after its firing.
     assert_eq!(
         accepted,
         vec![
-            vec![pair("A", "firing"), pair("B", "firing")],
-            vec![pair("A", "resolved"), pair("C", "firing")],
+            vec![pair("A", "firing")],
+            vec![pair("B", "firing")],
+            vec![pair("C", "firing")],
+            vec![pair("A", "resolved")],
             vec![pair("B", "resolved")],
         ]
     );
-    let resolved = &script.received[1].body["alerts"][0];
+    let resolved = &script.received[4].body["alerts"][0];
     assert_eq!(resolved["ends_at"], json!("2026-11-23T10:02:00Z"));
     assert_eq!(count(&stats.alerts_delivered), 5);
-    assert_eq!(script.received.len(), 4);
+    assert_eq!(script.received.len(), 6);
+    assert_eq!(count(&stats.router.notifications_sent), 5);
 }
 
 #[tokio::test]

@@ -140,6 +140,14 @@ impl Gateway {
         stats.log = Some(log.clone());
         stats.repairs = recovery.repairs;
 
+        let routing = match crate::alerts::Routing::new(&config.alerts) {
+            Ok(routing) => routing,
+            Err(error) => {
+                let log = log.clone();
+                let _ = tokio::task::spawn_blocking(move || log.shutdown()).await;
+                return Err(error.context("alerts: cannot start"));
+            }
+        };
         let mut sink_senders = Vec::new();
         let mut sink_tasks = Vec::new();
         for (name, sink) in &config.sinks {
@@ -150,7 +158,7 @@ impl Gateway {
                 items,
                 stats: sink_stats.clone(),
             };
-            let task = match sinks::start(sink, context).await {
+            let task = match sinks::start_routed(sink, context, routing.clone()).await {
                 Ok(task) => task,
                 Err(error) => {
                     let log = log.clone();
@@ -225,7 +233,16 @@ impl Gateway {
             stats: stats.clone(),
         };
         if let Some(admin) = &config.admin {
-            match telemetry::serve(admin, stats, ready.clone(), gateway.shutdown.clone()).await {
+            let silences = routing.silences.clone();
+            match telemetry::serve(
+                admin,
+                stats,
+                ready.clone(),
+                silences,
+                gateway.shutdown.clone(),
+            )
+            .await
+            {
                 Ok(task) => gateway.admin = Some(task),
                 Err(error) => {
                     gateway.stop(Duration::from_secs(5)).await;

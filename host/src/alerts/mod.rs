@@ -1,4 +1,22 @@
 //! Alerts: what detectors (and the gateway itself) raise, on their way to the alert sinks.
+//!
+//! An [`Alert`] leaves a pipeline into the queue of each alert sink its pipeline names. There,
+//! the sink's [`router`] enriches it ([`enrich`]), de-duplicates, groups, silences
+//! ([`silences`]) and rate-limits ([`rate_limit`]); [`formats`] encode each notification the way
+//! its receiver documents it, and [`delivery`] sends it with retry. [`sink`] ties them together;
+//! [`config`] is the `[alerts]` table every alert sink shares.
+
+pub mod config;
+pub mod delivery;
+pub mod enrich;
+pub mod formats;
+pub mod rate_limit;
+pub mod router;
+pub mod silences;
+pub mod sink;
+
+pub use config::AlertsConfig;
+pub use router::{RouterStats, Routing};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

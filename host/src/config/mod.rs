@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 pub use pipeline::{PipelineConfig, RouteConfig, severity_from_name};
 
+use crate::alerts::AlertsConfig;
 use crate::intake::BufferConfig;
 use crate::receivers::ReceiverConfig;
 use crate::runtime::PluginSpec;
@@ -75,6 +76,10 @@ pub struct GatewayConfig {
     /// Items queued per sink. Default 64.
     #[serde(default = "default_sink_queue")]
     pub sink_queue: usize,
+    /// What every alert sink's router shares: owners and runbooks per service, grouping,
+    /// repeats, rate limit, silences (`docs/alerts.md`). Default: an empty table.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 fn default_shutdown_timeout() -> Duration {
@@ -137,6 +142,7 @@ impl GatewayConfig {
             problems.push("no [pipelines.NAME] table: nothing would flow".to_owned());
         }
         self.buffer.check(&mut problems);
+        self.alerts.check("alerts", &mut problems);
         if self.sink_queue == 0 {
             problems.push("sink_queue: must be at least 1".to_owned());
         }

@@ -7,7 +7,6 @@
 pub mod debug;
 pub mod otlp;
 pub mod parquet;
-pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +15,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::alerts::Alert;
+use crate::alerts::sink::{AlertSinkConfig, AlertSinkKind};
+use crate::alerts::{Alert, Routing};
 use crate::intake::Ticket;
 use crate::model::Batch;
 
@@ -28,8 +28,14 @@ pub enum SinkConfig {
     Parquet(parquet::ParquetSinkConfig),
     /// OTLP exporter (gRPC or HTTP) to a backend.
     Otlp(otlp::OtlpSinkConfig),
-    /// Alerts as JSON POSTs.
-    Webhook(webhook::WebhookSinkConfig),
+    /// Alerts as generic JSON POSTs.
+    Webhook(AlertSinkConfig),
+    /// Alerts as Slack incoming-webhook messages.
+    Slack(AlertSinkConfig),
+    /// Alerts to Alertmanager's v2 API.
+    Alertmanager(AlertSinkConfig),
+    /// Alerts as PagerDuty Events API v2 events.
+    Pagerduty(AlertSinkConfig),
     /// Records and alerts as JSON lines on standard output.
     Stdout(debug::StdoutSinkConfig),
     /// Records and alerts as JSON lines appended to a file.
@@ -53,7 +59,10 @@ impl SinkConfig {
                 records: true,
                 alerts: false,
             },
-            SinkConfig::Webhook(_) => Accepts {
+            SinkConfig::Webhook(_)
+            | SinkConfig::Slack(_)
+            | SinkConfig::Alertmanager(_)
+            | SinkConfig::Pagerduty(_) => Accepts {
                 records: false,
                 alerts: true,
             },
@@ -72,7 +81,10 @@ impl SinkConfig {
             SinkConfig::Otlp(config) => config.when_full,
             SinkConfig::Stdout(config) => config.when_full,
             SinkConfig::File(config) => config.when_full,
-            SinkConfig::Webhook(_) => crate::intake::WhenFull::Block,
+            SinkConfig::Webhook(_)
+            | SinkConfig::Slack(_)
+            | SinkConfig::Alertmanager(_)
+            | SinkConfig::Pagerduty(_) => crate::intake::WhenFull::Block,
         }
     }
 
@@ -82,9 +94,24 @@ impl SinkConfig {
         match self {
             SinkConfig::Parquet(config) => config.check(at, problems),
             SinkConfig::Otlp(config) => config.check(at, problems),
-            SinkConfig::Webhook(config) => config.check(at, problems),
             SinkConfig::Stdout(_) => {}
             SinkConfig::File(config) => config.check(at, problems),
+            _ => {
+                if let Some((kind, config)) = self.alert_sink() {
+                    config.check(kind, at, problems);
+                }
+            }
+        }
+    }
+
+    /// The settings and kind of an alert sink (webhook, Slack, Alertmanager, PagerDuty).
+    pub fn alert_sink(&self) -> Option<(AlertSinkKind, &AlertSinkConfig)> {
+        match self {
+            SinkConfig::Webhook(config) => Some((AlertSinkKind::Webhook, config)),
+            SinkConfig::Slack(config) => Some((AlertSinkKind::Slack, config)),
+            SinkConfig::Alertmanager(config) => Some((AlertSinkKind::Alertmanager, config)),
+            SinkConfig::Pagerduty(config) => Some((AlertSinkKind::Pagerduty, config)),
+            _ => None,
         }
     }
 }
@@ -147,6 +174,8 @@ pub struct SinkStats {
     pub items_dropped: AtomicU64,
     /// True while the sink's last attempt failed and it is backing off.
     pub failing: std::sync::atomic::AtomicBool,
+    /// Alert sinks: what their router and delivery did.
+    pub router: crate::alerts::RouterStats,
 }
 
 impl SinkStats {
@@ -168,13 +197,34 @@ pub struct SinkContext {
 }
 
 /// Opens what the sink needs (an error here means it did not start) and spawns its task, which
-/// ends once its queue is closed and drained, with everything flushed.
+/// ends once its queue is closed and drained, with everything flushed. Alert sinks route with
+/// the defaults of an empty `[alerts]` table.
 pub async fn start(config: &SinkConfig, context: SinkContext) -> anyhow::Result<JoinHandle<()>> {
+    start_routed(config, context, Routing::defaults()).await
+}
+
+/// [`start`], alert sinks routing by `routing` (the gateway's `[alerts]` and silences).
+pub async fn start_routed(
+    config: &SinkConfig,
+    context: SinkContext,
+    routing: Arc<Routing>,
+) -> anyhow::Result<JoinHandle<()>> {
     match config {
         SinkConfig::Parquet(config) => parquet::start(config, context).await,
         SinkConfig::Otlp(config) => otlp::start(config, context).await,
-        SinkConfig::Webhook(config) => webhook::start(config, context).await,
         SinkConfig::Stdout(config) => debug::start_stdout(config, context).await,
         SinkConfig::File(config) => debug::start_file(config, context).await,
+        SinkConfig::Webhook(config) => {
+            crate::alerts::sink::start(config, AlertSinkKind::Webhook, context, routing).await
+        }
+        SinkConfig::Slack(config) => {
+            crate::alerts::sink::start(config, AlertSinkKind::Slack, context, routing).await
+        }
+        SinkConfig::Alertmanager(config) => {
+            crate::alerts::sink::start(config, AlertSinkKind::Alertmanager, context, routing).await
+        }
+        SinkConfig::Pagerduty(config) => {
+            crate::alerts::sink::start(config, AlertSinkKind::Pagerduty, context, routing).await
+        }
     }
 }

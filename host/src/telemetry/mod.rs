@@ -2,7 +2,10 @@
 //! checks on the admin address (`[admin] address`).
 //!
 //! `GET /metrics` (Prometheus text format 0.0.4), `GET /healthz` (the process answers),
-//! `GET /readyz` (receivers started).
+//! `GET /readyz` (receivers started), and the alert silences: `GET /api/silences`,
+//! `POST /api/silences`, `DELETE /api/silences/{id}` (see [`silences`] and `docs/alerts.md`).
+
+mod silences;
 
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -12,11 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::silences::SilenceStore;
 use crate::gateway::GatewayStats;
 use crate::intake::{Log, Repair};
 
@@ -33,6 +37,7 @@ pub async fn serve(
     config: &AdminConfig,
     stats: Arc<GatewayStats>,
     ready: Arc<AtomicBool>,
+    silence_store: Arc<SilenceStore>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(config.address)
@@ -57,6 +62,8 @@ pub async fn serve(
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/silences", get(silences::list).post(silences::create))
+        .route("/api/silences/{id}", delete(silences::remove))
         .route(
             "/readyz",
             get(move || {
@@ -69,7 +76,8 @@ pub async fn serve(
                     }
                 }
             }),
-        );
+        )
+        .with_state(silence_store);
     Ok(tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -279,6 +287,7 @@ pub fn render(stats: &GatewayStats) -> String {
             );
         }
     }
+    alert_metrics(&mut out, sinks);
     if let Some(log) = &stats.log {
         buffer_metrics(&mut out, log, &stats.repairs);
     }
@@ -359,6 +368,37 @@ pub fn render(stats: &GatewayStats) -> String {
         "Lines a parser flagged as parse errors.",
         &|s| s.parse_errors as f64,
     );
+    plugin_family(
+        &mut out,
+        "sluice_plugin_state_bytes",
+        "gauge",
+        "Size of a detector's last checkpointed (or restored) state.",
+        &|s| s.state_bytes as f64,
+    );
+    {
+        let name = "sluice_plugin_checkpoints_total";
+        let help = "Detector state checkpoints, by outcome.";
+        let mut family = Family::start(&mut out, name, "counter", help);
+        for (pipeline, plugin, s) in &plugins {
+            for (outcome, value) in [
+                ("saved", s.checkpoints),
+                ("write_failed", s.checkpoint_failures),
+                ("state_too_large", s.states_refused),
+                ("restored", s.restores),
+                ("restore_refused", s.restore_failures),
+            ] {
+                family.sample(
+                    name,
+                    &[
+                        ("pipeline", *pipeline),
+                        ("plugin", *plugin),
+                        ("outcome", outcome),
+                    ],
+                    value as f64,
+                );
+            }
+        }
+    }
     {
         let name = "sluice_plugin_faults_total";
         let mut family = Family::start(&mut out, name, "counter", "Faults by kind.");
@@ -410,6 +450,54 @@ pub fn render(stats: &GatewayStats) -> String {
         .sample("sluice_process_resident_memory_bytes", &[], bytes as f64);
     }
     out
+}
+
+/// The alert sinks' routers: notifications by outcome, alerts held back by reason.
+fn alert_metrics(
+    out: &mut String,
+    sinks: &std::collections::BTreeMap<String, Arc<crate::sinks::SinkStats>>,
+) {
+    let alert_sinks: Vec<(&String, &crate::alerts::RouterStats)> = sinks
+        .iter()
+        .filter(|(_, stats)| stats.router.active.load(Ordering::Relaxed))
+        .map(|(name, stats)| (name, &stats.router))
+        .collect();
+    {
+        let name = "sluice_alert_notifications_total";
+        let mut family = Family::start(
+            out,
+            name,
+            "counter",
+            "Notifications (requests) of an alert sink, by outcome: sent (accepted), failed (given up), rate_limited (had to wait for the rate limit).",
+        );
+        for (sink, router) in &alert_sinks {
+            for (outcome, counter) in [
+                ("sent", &router.notifications_sent),
+                ("failed", &router.notifications_failed),
+                ("rate_limited", &router.notifications_rate_limited),
+            ] {
+                family.sample(name, &[("sink", sink), ("outcome", outcome)], read(counter));
+            }
+        }
+    }
+    {
+        let name = "sluice_alert_suppressed_total";
+        let mut family = Family::start(
+            out,
+            name,
+            "counter",
+            "Alerts an alert sink did not send, by reason: deduplicated (already notified or never fired), silenced, dropped_waiting (rate_limit.max_waiting reached).",
+        );
+        for (sink, router) in &alert_sinks {
+            for (reason, counter) in [
+                ("deduplicated", &router.alerts_deduplicated),
+                ("silenced", &router.alerts_silenced),
+                ("dropped_waiting", &router.alerts_dropped_waiting),
+            ] {
+                family.sample(name, &[("sink", sink), ("reason", reason)], read(counter));
+            }
+        }
+    }
 }
 
 /// Resident set size from `/proc/self/statm` (Linux).
