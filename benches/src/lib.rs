@@ -5,6 +5,8 @@
 //!
 //! See `benches/README.md` for what each bench measures and the figures measured here.
 
+pub mod incidents;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
