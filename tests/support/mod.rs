@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod alerts;
 pub mod gateway;
 pub mod prompb;
 
