@@ -10,6 +10,19 @@ pub fn sync_directory(directory: &Path) -> io::Result<()> {
     File::open(directory)?.sync_all()
 }
 
+/// Replaces the file at `path` with `bytes` atomically and durably: written to a temporary file
+/// beside it, synced, renamed over it, and the directory synced.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let mut file = File::create(&temporary)?;
+    io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    sync_directory(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// Creates `directory` and any missing parent, syncing each new entry into its parent.
 pub fn create_dir_all_synced(directory: &Path) -> io::Result<()> {
     let mut missing: Vec<PathBuf> = Vec::new();

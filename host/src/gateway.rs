@@ -53,7 +53,9 @@ impl Prepared {
                             .collect(),
                         dead_letter: pipeline.dead_letter.as_deref().map(sink_index),
                     };
-                    pipelines.push((name.clone(), Pipeline::new(name, stages, router, outputs)));
+                    let built = Pipeline::new(name, stages, router, outputs)
+                        .with_timing(pipeline.checkpoint_interval, pipeline.tick_interval);
+                    pipelines.push((name.clone(), built));
                 }
                 Err(error) => problems.push(format!("{error:#}")),
             }

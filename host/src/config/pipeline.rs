@@ -1,6 +1,7 @@
 //! `[pipelines.NAME]`: which receivers feed a pipeline, its stages, and where its output goes.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -17,7 +18,7 @@ pub struct PipelineConfig {
     #[serde(default = "all_signals")]
     pub signals: Vec<Signal>,
     /// Plugins in the order records meet them: at most one parser first, then filters, then
-    /// detectors. They apply to logs; metrics and spans pass through.
+    /// detectors. Parsers and filters apply to logs; detectors also see metrics and spans.
     #[serde(default)]
     pub stages: Vec<String>,
     /// Sinks that receive everything the pipeline outputs (a route without conditions).
@@ -32,6 +33,27 @@ pub struct PipelineConfig {
     /// Sink for batches a plugin faulted on under `on_error = "dead-letter"`.
     #[serde(default)]
     pub dead_letter: Option<String>,
+    /// How often the detectors' state is checkpointed to the buffer directory, so their windows
+    /// survive a restart or a crash. Default `"5s"`.
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "super::deserialize_duration"
+    )]
+    pub checkpoint_interval: Duration,
+    /// How often detectors get a clock tick (windows close while no data comes). Default `"1s"`.
+    #[serde(
+        default = "default_tick_interval",
+        deserialize_with = "super::deserialize_duration"
+    )]
+    pub tick_interval: Duration,
+}
+
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_tick_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// A route: records that match every condition go to `sinks`.
@@ -119,6 +141,14 @@ impl PipelineConfig {
                 problems.push(format!(
                     "{at}.stages[{index}]: unknown plugin `{name}` (no [plugins.{name}])"
                 ));
+            }
+        }
+        for (field, interval) in [
+            ("checkpoint_interval", self.checkpoint_interval),
+            ("tick_interval", self.tick_interval),
+        ] {
+            if interval.is_zero() {
+                problems.push(format!("{at}.{field}: must be longer than zero"));
             }
         }
         if self.sinks.is_empty() && self.routes.is_empty() {

@@ -2,12 +2,11 @@
 //! (written to a temporary file, synced, renamed, directory synced).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::segment::sync_directory;
+use crate::durable_fs::replace_file;
 
 /// The cursors file's name.
 pub const CURSORS_FILE: &str = "cursors.json";
@@ -36,12 +35,8 @@ impl CursorFile {
 
     /// Replaces the file atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let temporary = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        sync_directory(path.parent().unwrap_or(Path::new(".")))
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        replace_file(path, &bytes)
     }
 
     /// The highest sequence number the file names.

@@ -5,6 +5,7 @@
 //! sinks with its [`Router`], and sends alerts and dead letters where its config says. Records a
 //! filter drops and records no route takes are counted, never lost silently.
 
+mod checkpoint;
 mod routing;
 mod stages;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+pub use checkpoint::{Checkpoint, DETECTORS_CONSUMER, checkpoint_path};
 pub use routing::{Routed, Router};
 pub use stages::{StageOutput, Stages};
 
@@ -27,8 +29,7 @@ use crate::sinks::{Delivery, SinkItem};
 /// Attribute set on dead-lettered records: the plugin that faulted on them.
 pub const DEAD_LETTER_PLUGIN_ATTRIBUTE: &str = "sluice.dead_letter.plugin";
 
-/// How often detectors get a tick.
-const TICK_EVERY: Duration = Duration::from_secs(1);
+use checkpoint::Checkpointer;
 
 /// Counters of one pipeline.
 #[derive(Debug, Default)]
@@ -71,6 +72,8 @@ pub struct Pipeline {
     router: Router,
     outputs: Outputs,
     stats: Arc<PipelineStats>,
+    checkpoint_interval: Duration,
+    tick_interval: Duration,
 }
 
 impl Pipeline {
@@ -82,7 +85,16 @@ impl Pipeline {
             router,
             outputs,
             stats: Arc::default(),
+            checkpoint_interval: Duration::from_secs(5),
+            tick_interval: Duration::from_secs(1),
         }
+    }
+
+    /// Sets how often the detectors' state is checkpointed and how often they get a tick.
+    pub fn with_timing(mut self, checkpoint_interval: Duration, tick_interval: Duration) -> Self {
+        self.checkpoint_interval = checkpoint_interval;
+        self.tick_interval = tick_interval;
+        self
     }
 
     /// The pipeline's counters.
@@ -279,12 +291,29 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("pipeline-{}", pipeline.name))
         .spawn(move || {
-            let newest = edges
+            let mut pipeline = pipeline;
+            let from_edges = edges
                 .iter()
                 .map(|edge| edge.consumer.next())
                 .min()
                 .unwrap_or(1)
                 .saturating_sub(1);
+            let mut checkpointer = None;
+            let mut newest = from_edges;
+            if !pipeline.stages.detectors_mut().is_empty() {
+                let every = pipeline.checkpoint_interval;
+                let (mut detectors, seen) = Checkpointer::open(
+                    &log,
+                    &pipeline.name,
+                    pipeline.stages.detectors_mut(),
+                    every,
+                );
+                // Without a checkpoint the detectors start with the sinks; with one, exactly
+                // after what they had seen.
+                newest = seen.unwrap_or(from_edges);
+                detectors.hold_from(newest);
+                checkpointer = Some(detectors);
+            }
             let mut reader = Reader {
                 pipeline,
                 input,
@@ -294,6 +323,7 @@ pub fn spawn(
                 waiting_alerts: VecDeque::new(),
                 newest,
                 turn: 0,
+                checkpointer,
             };
             reader.run(&stop);
         })
@@ -312,6 +342,8 @@ struct Reader {
     /// The edge whose turn it is to pick the next entry (round robin, so that an edge catching
     /// up and the edges at the head share the thread).
     turn: usize,
+    /// The detectors' checkpoints, when the pipeline has detectors.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl Reader {
@@ -323,11 +355,12 @@ impl Reader {
             }
             let committed = self.log.committed();
             let worked = self.step();
-            if last_tick.elapsed() >= TICK_EVERY {
+            if last_tick.elapsed() >= self.pipeline.tick_interval {
                 last_tick = Instant::now();
                 let alerts = self.pipeline.tick(now_nanos());
                 self.waiting_alerts.extend(alerts);
             }
+            self.checkpoint(false);
             self.send_alerts();
             if worked {
                 continue;
@@ -338,7 +371,8 @@ impl Reader {
                 let caught_up = self
                     .edges
                     .iter()
-                    .all(|edge| self.log.next_entry(edge.consumer.next()).is_none());
+                    .all(|edge| self.log.next_entry(edge.consumer.next()).is_none())
+                    && self.log.next_entry(self.newest + 1).is_none();
                 if caught_up {
                     break;
                 }
@@ -346,12 +380,16 @@ impl Reader {
             let wait = if blocked {
                 Duration::from_millis(5)
             } else {
-                TICK_EVERY
+                self.pipeline
+                    .tick_interval
                     .saturating_sub(last_tick.elapsed())
                     .min(Duration::from_millis(100))
             };
             self.log.wait_past(committed, wait);
         }
+        // What the detectors have seen is consistent at any point between two entries, so a
+        // checkpoint is taken even when the shutdown time is up.
+        self.checkpoint(true);
         if !stop.abandon.load(Ordering::Relaxed) {
             let alerts = self.pipeline.tick(now_nanos());
             self.waiting_alerts.extend(alerts);
@@ -360,6 +398,15 @@ impl Reader {
                     tracing::error!(pipeline = %self.pipeline.name, sink, "alert sink queue closed");
                 }
             }
+        }
+    }
+
+    /// Checkpoints the detectors when their interval is due (or now, with `force`).
+    fn checkpoint(&mut self, force: bool) {
+        if let Some(checkpointer) = &mut self.checkpointer
+            && (force || checkpointer.due())
+        {
+            checkpointer.save(self.newest, self.pipeline.stages.detectors_mut());
         }
     }
 
@@ -381,7 +428,10 @@ impl Reader {
             if edge.parked.is_some() {
                 continue;
             }
-            let from = edge.consumer.next();
+            // Entries are processed for the first time in order: an edge ahead of that point
+            // (after a restart, behind a detector checkpoint) waits for it to catch up, so the
+            // detectors see every entry exactly once.
+            let from = edge.consumer.next().min(self.newest + 1);
             if let Some(entry) = self.log.next_entry(from) {
                 self.turn = index + 1;
                 self.handle(&entry, from);
@@ -395,6 +445,9 @@ impl Reader {
     fn handle(&mut self, entry: &Entry, from: u64) {
         let pass = if entry.seq > self.newest {
             self.newest = entry.seq;
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.seen(entry.seq);
+            }
             Pass::First
         } else {
             Pass::Again

@@ -80,6 +80,11 @@ impl Stages {
         Ok(stages)
     }
 
+    /// The detectors, for checkpoints.
+    pub fn detectors_mut(&mut self) -> &mut [Sandbox] {
+        &mut self.detectors
+    }
+
     /// All sandboxes, for their counters.
     pub fn sandboxes(&self) -> impl Iterator<Item = &Sandbox> {
         self.parser

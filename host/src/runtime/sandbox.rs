@@ -380,25 +380,30 @@ impl Sandbox {
             PluginStats::add(&stats.quarantines, 1);
             stats.quarantined.store(true, Relaxed);
             tracing::error!(plugin = %spec.name, seconds, "plugin quarantined after {} consecutive faults", self.consecutive_faults);
-            self.pending_alerts.push(
-                Alert {
-                    name: "PluginQuarantined".into(),
-                    severity: AlertSeverity::Critical,
-                    status: AlertStatus::Firing,
-                    labels: vec![("plugin".into(), spec.name.clone())],
-                    summary: format!(
-                        "plugin `{}` quarantined for {seconds} s after {} consecutive faults; last: it {fault}; its batches follow on_error = {:?}",
-                        spec.name, self.consecutive_faults, spec.on_error
-                    ),
-                    fingerprint: String::new(),
-                    starts_at: now_nanos(),
-                    ends_at: None,
-                    source: "sluice".into(),
-                }
-                .normalised(),
+            let summary = format!(
+                "plugin `{}` quarantined for {seconds} s after {} consecutive faults; last: it {fault}; its batches follow on_error = {:?}",
+                spec.name, self.consecutive_faults, spec.on_error
             );
+            self.pending_alerts
+                .push(self.gateway_alert("PluginQuarantined", summary));
         }
         fault
+    }
+
+    /// An alert the gateway raises about this plugin.
+    fn gateway_alert(&self, name: &str, summary: String) -> Alert {
+        Alert {
+            name: name.into(),
+            severity: AlertSeverity::Critical,
+            status: AlertStatus::Firing,
+            labels: vec![("plugin".into(), self.plugin.spec.name.clone())],
+            summary,
+            fingerprint: String::new(),
+            starts_at: now_nanos(),
+            ends_at: None,
+            source: "sluice".into(),
+        }
+        .normalised()
     }
 
     /// Replaces the instance before it fails, carrying a detector's state across.
@@ -410,8 +415,14 @@ impl Sandbox {
             instance
                 .store
                 .set_epoch_deadline(ticks(self.plugin.spec.limits.deadline_ms));
+            let bound = self.plugin.spec.limits.max_state_bytes;
             match exports.call_snapshot(&mut instance.store) {
-                Ok(state) => self.carried_state = Some(state),
+                Ok(state) if state.len() as u64 <= bound => self.carried_state = Some(state),
+                Ok(state) => {
+                    PluginStats::add(&self.plugin.stats.states_refused, 1);
+                    tracing::error!(plugin = %self.plugin.spec.name, bytes = state.len(), bound, "detector state over limits.max_state_bytes at recycling: the new instance starts afresh");
+                    self.carried_state = None;
+                }
                 Err(error) => {
                     tracing::warn!(plugin = %self.plugin.spec.name, "snapshot before recycling failed: {error}")
                 }
@@ -655,23 +666,47 @@ impl Sandbox {
         }
     }
 
-    /// A detector's state, for checkpointing.
-    pub fn snapshot(&mut self) -> Result<Vec<u8>, Fault> {
-        let bound = self.plugin.spec.limits.max_output_bytes;
-        self.call(0, LentBatch::Nothing, move |store, exports, _| {
-            let Exports::Detector(exports) = exports else {
-                return Ok(Err(OutputFault::Invalid("not a detector".into())));
-            };
-            let state = exports.call_snapshot(store)?;
-            if state.len() as u64 > bound {
-                return Ok(Err(OutputFault::TooLarge {
-                    bytes: state.len(),
-                    bound,
-                }));
+    /// A detector's state, for checkpointing. A state over `limits.max_state_bytes` is refused:
+    /// counted, reported as an alert, and the detector restarts afresh (a fresh instance with no
+    /// state), so a runaway state cannot grow the checkpoints or the memory without bound.
+    pub fn checkpoint_state(&mut self) -> Result<Vec<u8>, Fault> {
+        let bound = self.plugin.spec.limits.max_state_bytes;
+        let result = self
+            .call(0, LentBatch::Nothing, move |store, exports, _| {
+                let Exports::Detector(exports) = exports else {
+                    return Ok(Err(OutputFault::Invalid("not a detector".into())));
+                };
+                let state = exports.call_snapshot(store)?;
+                if state.len() as u64 > bound {
+                    return Ok(Err(OutputFault::TooLarge {
+                        bytes: state.len(),
+                        bound,
+                    }));
+                }
+                Ok(Ok(state))
+            })
+            .0;
+        let stats = &self.plugin.stats;
+        match &result {
+            Ok(state) => {
+                PluginStats::add(&stats.checkpoints, 1);
+                stats.state_bytes.store(state.len() as u64, Relaxed);
             }
-            Ok(Ok(state))
-        })
-        .0
+            Err(Fault::OutputTooLarge { bytes, bound }) => {
+                PluginStats::add(&stats.states_refused, 1);
+                let message = format!(
+                    "detector state of {bytes} bytes is over its bound of {bound} bytes (limits.max_state_bytes): it starts afresh"
+                );
+                tracing::error!(plugin = %self.plugin.spec.name, "{message}");
+                self.pending_alerts
+                    .push(self.gateway_alert("DetectorStateTooLarge", message));
+                self.instance = None;
+                self.carried_state = None;
+                stats.state_bytes.store(0, Relaxed);
+            }
+            Err(_) => {}
+        }
+        result
     }
 
     /// Brings back a detector's state; it is also carried into later fresh instances.
@@ -685,8 +720,14 @@ impl Sandbox {
                 .call_restore(store, &state)?
                 .map_err(OutputFault::PluginError))
         });
-        if result.is_ok() {
-            self.carried_state = Some(carried);
+        let stats = &self.plugin.stats;
+        match result {
+            Ok(()) => {
+                PluginStats::add(&stats.restores, 1);
+                stats.state_bytes.store(carried.len() as u64, Relaxed);
+                self.carried_state = Some(carried);
+            }
+            Err(_) => PluginStats::add(&stats.restore_failures, 1),
         }
         result
     }

@@ -71,6 +71,9 @@ pub struct PluginLimits {
     pub memory_mb: u64,
     /// Bound on what one call may return, in bytes. Default 16 MiB.
     pub max_output_bytes: u64,
+    /// Detectors: bound on the state a snapshot may return, in bytes; a larger state is refused
+    /// and the detector starts afresh. Default 8 MiB.
+    pub max_state_bytes: u64,
     /// An instance is replaced after this many calls (guest runtimes leak). Default 100000.
     pub max_calls_per_instance: u64,
     /// An instance is replaced once its memory passes this many MiB. Default 48.
@@ -88,6 +91,7 @@ impl Default for PluginLimits {
             init_deadline_ms: 1000,
             memory_mb: 64,
             max_output_bytes: 16 << 20,
+            max_state_bytes: 8 << 20,
             max_calls_per_instance: 100_000,
             recycle_memory_mb: 48,
             quarantine_after: 5,

@@ -28,6 +28,19 @@ pub struct PluginStats {
     pub batches_passed_on_fault: AtomicU64,
     pub records_dropped_on_fault: AtomicU64,
     pub parse_errors: AtomicU64,
+    /// Size of the detector's last snapshot.
+    pub state_bytes: AtomicU64,
+    /// Detector snapshots taken for checkpoints.
+    pub checkpoints: AtomicU64,
+    /// Checkpoints that could not be saved (disk errors).
+    pub checkpoint_failures: AtomicU64,
+    /// Snapshots refused for being larger than `limits.max_state_bytes` (the detector restarts
+    /// afresh).
+    pub states_refused: AtomicU64,
+    /// Detector states restored from a checkpoint.
+    pub restores: AtomicU64,
+    /// Checkpointed states the detector refused (it starts afresh).
+    pub restore_failures: AtomicU64,
     /// Counters the plugin itself adds through the host interface.
     pub plugin_counters: Mutex<BTreeMap<String, u64>>,
     /// Gauges the plugin itself sets through the host interface.
@@ -56,6 +69,12 @@ pub struct PluginStatsSnapshot {
     pub batches_passed_on_fault: u64,
     pub records_dropped_on_fault: u64,
     pub parse_errors: u64,
+    pub state_bytes: u64,
+    pub checkpoints: u64,
+    pub checkpoint_failures: u64,
+    pub states_refused: u64,
+    pub restores: u64,
+    pub restore_failures: u64,
     pub plugin_counters: BTreeMap<String, u64>,
 }
 
@@ -74,6 +93,11 @@ impl PluginStats {
     }
 
     /// Copies the counters.
+    /// A checkpoint holding this plugin's state could not be saved.
+    pub fn add_checkpoint_failure(&self) {
+        Self::add(&self.checkpoint_failures, 1);
+    }
+
     pub fn snapshot(&self) -> PluginStatsSnapshot {
         PluginStatsSnapshot {
             calls: self.calls.load(Relaxed),
@@ -95,6 +119,12 @@ impl PluginStats {
             batches_passed_on_fault: self.batches_passed_on_fault.load(Relaxed),
             records_dropped_on_fault: self.records_dropped_on_fault.load(Relaxed),
             parse_errors: self.parse_errors.load(Relaxed),
+            state_bytes: self.state_bytes.load(Relaxed),
+            checkpoints: self.checkpoints.load(Relaxed),
+            checkpoint_failures: self.checkpoint_failures.load(Relaxed),
+            states_refused: self.states_refused.load(Relaxed),
+            restores: self.restores.load(Relaxed),
+            restore_failures: self.restore_failures.load(Relaxed),
             plugin_counters: self
                 .plugin_counters
                 .lock()
