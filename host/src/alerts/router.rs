@@ -473,9 +473,22 @@ impl Router {
         None
     }
 
-    /// True when a notification is ready and a token is there for it.
+    /// True when a notification is ready and a token is there for it; a notification that is
+    /// ready without a token is counted as rate-limited (once).
     pub fn can_take(&mut self, now: Instant) -> bool {
-        !self.ready.is_empty() && self.bucket.next_token(now) <= now
+        if self.ready.is_empty() {
+            return false;
+        }
+        if self.bucket.next_token(now) <= now {
+            return true;
+        }
+        if let Some(front) = self.ready.front_mut()
+            && !front.waited
+        {
+            front.waited = true;
+            count(&self.stats.router.notifications_rate_limited, 1);
+        }
+        false
     }
 
     /// When something is next due (a group's wait, a repeat, a silence re-check, a token for a
@@ -564,7 +577,10 @@ mod tests {
         /// Every notification the rate limit lets out now, as (name, status) lists.
         fn out(&mut self) -> Vec<Vec<(String, AlertStatus)>> {
             let mut out = Vec::new();
-            while let Some(notification) = self.router.take(self.now) {
+            while self.router.can_take(self.now) {
+                let Some(notification) = self.router.take(self.now) else {
+                    break;
+                };
                 out.push(
                     notification
                         .alerts
