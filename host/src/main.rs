@@ -30,6 +30,9 @@ enum Top {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Send a recorded file of OTLP/JSON lines (the Collector's file exporter format) to a
+    /// gateway over OTLP/HTTP, paced, with timestamps optionally moved to now.
+    Replay(cli::replay::ReplayArgs),
     /// Look into the durable intake log.
     Buffer {
         #[command(subcommand)]
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Top::Plugin {
             command: PluginCommand::Test(args),
         } => cli::plugin_test::run(&args),
+        Top::Replay(args) => cli::replay::run(&args),
         Top::Buffer {
             command: BufferCommand::Inspect { dir },
         } => sluice::intake::inspect::inspect(&dir).map(|report| {

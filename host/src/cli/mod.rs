@@ -2,4 +2,5 @@
 
 pub mod plugin_new;
 pub mod plugin_test;
+pub mod replay;
 pub mod run;
