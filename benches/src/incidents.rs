@@ -5,7 +5,9 @@
 //! request per line (`ExportLogsServiceRequest`, `ExportMetricsServiceRequest` or
 //! `ExportTraceServiceRequest`), in time order. Each line holds one step (10 s) of one signal for
 //! every service. [`generate`] also returns the labels: every incident with its kind, service,
-//! start, end and the detector meant to catch it, and every noise episode.
+//! the detector meant to catch it (and others whose alert on it is right too), its `onset` (when
+//! the trouble began), `start` (when it shows in the data as its detector defines it: the first
+//! burst line, the disk past 90 %) and `end`; and every noise episode, which must not alert.
 //!
 //! Deterministic: the same seed and length give the same bytes (the random numbers come from a
 //! SplitMix64 of our own, not from a crate whose algorithm may change). The schedule is laid out
@@ -29,8 +31,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use serde_json::{Value, json};
 
-/// The set's fixed start: 2026-11-02T00:00:00Z, in Unix nanoseconds.
-pub const BASE_TIME_NANOS: i64 = 1_793_577_600_000_000_000;
+/// The set's fixed start: 2025-06-02T00:00:00Z, in Unix nanoseconds (in the past, so that
+/// detectors refusing points far ahead of the wall clock take it unrestamped).
+pub const BASE_TIME_NANOS: i64 = 1_748_822_400_000_000_000;
 
 /// Length of one step (one line per signal), in seconds.
 pub const STEP_SECONDS: i64 = 10;
@@ -348,7 +351,7 @@ fn schedule(options: &Options) -> Vec<Episode> {
         PAYMENTS,
         (144.0, 80.0),
         Some("ewma-anomaly"),
-        &["threshold"],
+        &[],
         Effect::Latency { factor: 2.8 },
         "payments latency steps from 80 ms to about 225 ms and stays there for 80 minutes",
     );
@@ -667,18 +670,27 @@ pub fn generate(options: &Options, out: &mut impl Write) -> io::Result<(Value, C
                 let body = fill(template, &mut random, &mut next_id);
                 logs.push(log_record(time, severity, body));
             }
-            // Rare known errors: a few an hour.
-            if random.chance(3.0 * STEP_SECONDS as f64 / 3600.0) {
-                let template = match service {
-                    FRONTEND => UPSTREAM_503,
-                    CHECKOUT => CARD_DECLINED,
-                    PAYMENTS => ACQUIRER_TIMEOUT,
-                    INVENTORY => "reservation for sku {id} conflicted, retried",
-                    _ => PRINTER_DOWN,
-                };
+            // Rare known errors: a few an hour. Each also shows once early on (with the error
+            // line of a failed request), as in a service's history: they are known, not new.
+            let rare = match service {
+                FRONTEND => UPSTREAM_503,
+                CHECKOUT => CARD_DECLINED,
+                PAYMENTS => ACQUIRER_TIMEOUT,
+                INVENTORY => "reservation for sku {id} conflicted, retried",
+                _ => PRINTER_DOWN,
+            };
+            let history_at =
+                options.base_time_nanos + (120 + 30 * service as i64) * NANOS_PER_SECOND;
+            if random.chance(3.0 * STEP_SECONDS as f64 / 3600.0)
+                || (step_start..step_end).contains(&history_at)
+            {
                 let time = step_start + random.below(step_nanos as u64) as i64;
-                let body = fill(template, &mut random, &mut next_id);
+                let body = fill(rare, &mut random, &mut next_id);
                 logs.push(log_record(time, ERROR, body));
+            }
+            if (step_start..step_end).contains(&history_at) {
+                let body = fill(REQUEST_FAILED, &mut random, &mut next_id);
+                logs.push(log_record(history_at, ERROR, body));
             }
             if service == PAYMENTS && step_start >= settlement_due {
                 let body = fill(SETTLEMENT_RETRY, &mut random, &mut next_id);
@@ -895,6 +907,8 @@ fn labels(options: &Options, episodes: &[Episode], counts: &Counts) -> Value {
                     "start": rfc3339(start),
                     "end": rfc3339(end),
                     "start_unix_nano": start,
+                    "onset": rfc3339(episode.start),
+                    "onset_unix_nano": episode.start,
                     "end_unix_nano": end,
                     "description": episode.description,
                 }));

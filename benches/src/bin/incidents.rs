@@ -27,7 +27,7 @@ struct Args {
     /// Simulated hours (the schedule is laid out for 8; other lengths scale it).
     #[arg(long, default_value_t = 8.0)]
     hours: f64,
-    /// Event time of the first step, Unix nanoseconds (default 2026-11-02T00:00:00Z).
+    /// Event time of the first step, Unix nanoseconds (default 2025-06-02T00:00:00Z).
     #[arg(long, default_value_t = BASE_TIME_NANOS)]
     start: i64,
     /// Directory to write `telemetry.jsonl` and `labels.json` to (created when missing).
