@@ -507,7 +507,11 @@ impl Router {
             }
         }
         if !self.ready.is_empty() {
-            consider(self.bucket.next_token(now));
+            // A token there now is not a wake-up: the notification waits for the delivery.
+            let token = self.bucket.next_token(now);
+            if token > now {
+                consider(token);
+            }
         }
         due
     }
@@ -727,6 +731,20 @@ mod tests {
         harness.at(12.0);
         assert_eq!(harness.out().len(), 1);
         assert_eq!(read(&harness.stats.router.notifications_rate_limited), 2);
+    }
+
+    #[test]
+    fn a_notification_waiting_for_the_delivery_is_no_reason_to_wake() {
+        let mut harness = Harness::new(routing(""), 64);
+        harness.send(&alert("ErrorBurst", &[("service", "checkout")]));
+        harness.at(2.0);
+        assert!(harness.router.can_take(harness.now));
+        // Ready, with a token: the sink waits for room in the delivery, not for a time; the
+        // next thing due is the alert's repeat.
+        assert_eq!(
+            harness.router.next_due(harness.now),
+            Some(harness.now + Duration::from_secs(4 * 3600))
+        );
     }
 
     #[test]
