@@ -5,10 +5,11 @@
 //! - Records at or above `min_severity` count as errors, per service (a resource attribute,
 //!   `service.name` by default; `unknown` when absent).
 //! - Time is event time: each record counts at its timestamp (its observed timestamp when the
-//!   timestamp is 0). Each service has its own clock, the latest event time seen for it; between
-//!   batches, `tick(now)` moves it on by the wall-clock time elapsed since that record was
-//!   observed, so an alert resolves when errors stop arriving, and a delayed or replayed stream
-//!   is not flushed by the wall clock.
+//!   timestamp is 0). The detector keeps an event clock, the newest time of any record; each
+//!   service has its own clock, which follows the event clock at the distance its last error
+//!   trailed it, so a service whose logs arrive late keeps its own pace. `tick(now)` moves the
+//!   event clock on by the wall-clock time elapsed only while no record arrives: an alert
+//!   resolves when the stream stops, and a replayed stream gives the same alerts at any speed.
 //! - One alert per incident: `Firing` when the count reaches `threshold` (with `starts_at` the
 //!   time it did), nothing more while it fires, then the same alert `Resolved` once the count
 //!   has stayed below the threshold for `resolve_after_seconds`.
@@ -41,16 +42,21 @@ const MAX_SERVICE_NAME_BYTES: usize = 256;
 /// Service of the records that lack the service attribute.
 const UNKNOWN_SERVICE: &str = "unknown";
 
-/// Version of the snapshot encoding.
-const SNAPSHOT_VERSION: u32 = 1;
+/// Version of the snapshot encoding. Version 1 (before the tick fields) is still read.
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// The detector.
 #[derive(Debug)]
 pub struct ErrorBurst {
     settings: Settings,
     registry: Registry,
-    /// The latest time known (record or tick), for records that carry no time at all.
+    /// The event clock: the newest time of any record (errors or not), moved on by ticks while
+    /// no record arrives.
     latest: i64,
+    /// `now` of the previous tick.
+    last_tick: Option<i64>,
+    /// Whether a record arrived since the previous tick.
+    events_since_tick: bool,
 }
 
 /// The tracked services and their recency.
@@ -196,6 +202,8 @@ struct SnapshotOut<'a> {
     version: u32,
     bucket_seconds: u32,
     latest: i64,
+    last_tick: Option<i64>,
+    events_since_tick: bool,
     services: &'a BTreeMap<String, Service>,
 }
 
@@ -206,6 +214,12 @@ struct SnapshotIn {
     version: u32,
     bucket_seconds: u32,
     latest: i64,
+    /// Absent from version 1.
+    #[serde(default)]
+    last_tick: Option<i64>,
+    /// Absent from version 1.
+    #[serde(default)]
+    events_since_tick: bool,
     services: BTreeMap<String, Service>,
 }
 
@@ -223,11 +237,22 @@ impl Plugin for ErrorBurst {
             settings: Settings::from_config(config)?,
             registry: Registry::default(),
             latest: 0,
+            last_tick: None,
+            events_since_tick: false,
         })
     }
 }
 
 impl ErrorBurst {
+    /// Moves each service's clock on with the event clock, keeping the distance by which its
+    /// last record trailed it. Buckets expire and alerts resolve at their exact instants.
+    fn catch_up(&mut self, alerts: &mut Vec<Alert>) {
+        for (name, service) in &mut self.registry.services {
+            let to = self.latest.saturating_sub(service.lag);
+            service.advance(name, to, &self.settings, alerts);
+        }
+    }
+
     /// Reports this call's counts to the host.
     fn report(&mut self, late: u64, alerts: &[Alert]) {
         let fired = alerts
@@ -255,35 +280,45 @@ impl Detector for ErrorBurst {
         let settings = &self.settings;
         let counts_all = settings.counts_all_records();
         let severities = batch.severity_numbers();
-        // Most batches hold no error: then, unless the ratio needs every record, there is
-        // nothing to do and no other column to fetch.
-        if !counts_all && !severities.iter().any(|&s| s >= settings.min_severity) {
+        if severities.is_empty() {
             return;
         }
+        self.events_since_tick = true;
         let timestamps = batch.timestamps();
         let observed = batch.observed_timestamps();
-        let services = batch.resource_attribute(&settings.service_attribute);
         let first_alert = alerts.len();
+        // Most batches hold no error: then, unless the ratio needs every record, they only move
+        // the event clock, and no other column is fetched.
+        if !counts_all && !severities.iter().any(|&s| s >= settings.min_severity) {
+            for (index, &timestamp) in timestamps.iter().enumerate() {
+                let observed = observed.get(index).copied().filter(|&time| time > 0);
+                if let Some(time) = record_time(timestamp, observed) {
+                    self.latest = self.latest.max(time);
+                }
+            }
+            self.catch_up(alerts);
+            self.report(0, &alerts[first_alert..]);
+            return;
+        }
+        let services = batch.resource_attribute(&settings.service_attribute);
         let seen_from = self.registry.next_seen;
         let mut late = 0;
         // The service of the previous record: records of one resource usually come together.
         let mut current: Option<(Cow<'_, str>, &mut Service)> = None;
 
         for (index, &severity) in severities.iter().enumerate() {
+            let observed = observed.get(index).copied().filter(|&time| time > 0);
+            let time = record_time(timestamps.get(index).copied().unwrap_or(0), observed);
+            if let Some(time) = time {
+                self.latest = self.latest.max(time);
+            }
             let is_error = severity >= settings.min_severity;
             if !is_error && !counts_all {
                 continue;
             }
             let name = service_name(services.get(index).and_then(Option::as_ref));
-            let observed = observed.get(index).copied().filter(|&time| time > 0);
-            let time = record_time(timestamps.get(index).copied().unwrap_or(0), observed);
-            let lag = match (time, observed) {
-                (Some(time), Some(observed)) => observed - time,
-                _ => 0,
-            };
-            if let Some(time) = time {
-                self.latest = self.latest.max(time);
-            }
+            // How far this record trails the event clock.
+            let lag = time.map_or(0, |time| self.latest - time);
             if !matches!(&current, Some((previous, _)) if *previous == name) {
                 let latest = self.latest;
                 let service = self.registry.touch(
@@ -319,6 +354,7 @@ impl Detector for ErrorBurst {
                 alert.summary = text;
             }
         }
+        self.catch_up(alerts);
         self.report(late, &alerts[first_alert..]);
     }
 
@@ -327,11 +363,17 @@ impl Detector for ErrorBurst {
             return;
         }
         let first_alert = alerts.len();
-        self.latest = self.latest.max(now);
-        for (name, service) in &mut self.registry.services {
-            let to = now.saturating_sub(service.lag);
-            service.advance(name, to, &self.settings, alerts);
+        // The wall clock moves the event clock only while the stream is quiet, so a replay
+        // faster or slower than real time is not disturbed.
+        if let Some(previous) = self.last_tick
+            && !self.events_since_tick
+            && now > previous
+        {
+            self.latest = self.latest.saturating_add(now - previous);
         }
+        self.last_tick = Some(now);
+        self.events_since_tick = false;
+        self.catch_up(alerts);
         self.registry.remove_idle();
         // Only needed after restoring state taken with a larger `max_services`.
         self.registry.shrink_to(self.settings.max_services, alerts);
@@ -343,6 +385,8 @@ impl Detector for ErrorBurst {
             version: SNAPSHOT_VERSION,
             bucket_seconds: self.settings.geometry.bucket_seconds,
             latest: self.latest,
+            last_tick: self.last_tick,
+            events_since_tick: self.events_since_tick,
             services: &self.registry.services,
         };
         serde_json::to_vec(&snapshot).unwrap_or_else(|error| {
@@ -361,17 +405,22 @@ impl Detector for ErrorBurst {
             // Name the version when that is what does not match.
             Err(error) => {
                 return Err(match serde_json::from_slice::<SnapshotVersion>(state) {
-                    Ok(SnapshotVersion { version }) if version != SNAPSHOT_VERSION => format!(
-                        "error-burst state has version {version}; this build reads version \
-                         {SNAPSHOT_VERSION}"
-                    ),
+                    Ok(SnapshotVersion { version })
+                        if !(1..=SNAPSHOT_VERSION).contains(&version) =>
+                    {
+                        format!(
+                            "error-burst state has version {version}; this build reads versions \
+                         1 to {SNAPSHOT_VERSION}"
+                        )
+                    }
                     _ => invalid(&error),
                 });
             }
         };
-        if snapshot.version != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&snapshot.version) {
             return Err(format!(
-                "error-burst state has version {}; this build reads version {SNAPSHOT_VERSION}",
+                "error-burst state has version {}; this build reads versions 1 to \
+                 {SNAPSHOT_VERSION}",
                 snapshot.version
             ));
         }
@@ -397,6 +446,8 @@ impl Detector for ErrorBurst {
         }
         self.registry = Registry::from_services(services);
         self.latest = snapshot.latest;
+        self.last_tick = snapshot.last_tick;
+        self.events_since_tick = snapshot.events_since_tick;
         Ok(())
     }
 }

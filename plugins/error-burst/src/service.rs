@@ -12,9 +12,9 @@ use crate::window::Window;
 pub struct Service {
     /// The service's clock: the latest event time seen for it, moved on by ticks (Unix ns).
     pub clock: i64,
-    /// How far the service's event time trails the gateway's clock: observed time minus event
-    /// time of the record that last moved `clock` (ns). A tick at `now` moves the clock to
-    /// `now - lag`.
+    /// How far the service's event time trails the detector's event clock: the event clock
+    /// minus the time of the record that last moved `clock` (ns). Between its records, the
+    /// clock follows the event clock at this distance.
     pub lag: i64,
     /// When the service was last seen, as a sequence number (for least-recently-seen eviction).
     pub seen: u64,

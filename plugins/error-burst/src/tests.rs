@@ -42,8 +42,14 @@ fn observe(plugin: &mut ErrorBurst, records: &[LogRecord]) -> Vec<Alert> {
     alerts
 }
 
+/// The gateway's tick with the wall clock at `seconds`, the stream having gone quiet at its
+/// newest record (wall time and event time coincide in these tests): a tick notices the last
+/// records first, then the quiet time moves the event clock on.
 fn tick(plugin: &mut ErrorBurst, seconds: f64) -> Vec<Alert> {
     let mut alerts = Vec::new();
+    if plugin.events_since_tick || plugin.last_tick.is_none() {
+        plugin.tick(plugin.latest, &mut alerts);
+    }
     plugin.tick(at(seconds), &mut alerts);
     alerts
 }
@@ -326,23 +332,106 @@ fn a_record_from_the_far_future_counts_at_its_observed_time() {
 
 #[test]
 fn ticks_follow_a_delayed_stream() {
-    // Records reach the gateway 120 s after they happen, more than the window. A tick must not
-    // flush them as if their event time were the gateway's clock.
+    // Records reach the gateway 120 s after they happen, more than the window, and the
+    // gateway ticks every wall-clock second. The ticks must not flush them as if their event
+    // time were the gateway's clock.
     let delayed = |t: f64| LogRecord {
         observed_timestamp: at(t + 120.0),
         ..error("checkout", t)
     };
     let mut plugin = detector(r#"{"threshold": 4, "window_seconds": 60}"#);
-    observe(&mut plugin, &[delayed(0.0), delayed(1.0)]);
-    assert!(tick(&mut plugin, 125.0).is_empty());
-    let alerts = observe(&mut plugin, &[delayed(5.0), delayed(6.0)]);
+    let mut alerts = observe(&mut plugin, &[delayed(0.0), delayed(1.0)]);
+    for wall in 122..126 {
+        plugin.tick(at(f64::from(wall)), &mut alerts);
+    }
+    alerts.extend(observe(&mut plugin, &[delayed(5.0), delayed(6.0)]));
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].starts_at, at(6.0));
-    // Idle time still counts: 3 minutes of wall time later the alert has resolved (below at
-    // 60 s event time, resolved 60 s later).
-    let resolved = tick(&mut plugin, 126.0 + 180.0);
+    // Idle time still counts: once the stream stops, each quiet wall-clock second moves the
+    // event clock on by a second. Below at 60 s event time, resolved 60 s later, at 120 s,
+    // which the clock reaches at wall time 127 + (120 - 6) = 241.
+    let mut resolved = Vec::new();
+    for wall in 126..240 {
+        plugin.tick(at(f64::from(wall)), &mut resolved);
+    }
+    assert!(resolved.is_empty(), "{resolved:?}");
+    for wall in 240..300 {
+        plugin.tick(at(f64::from(wall)), &mut resolved);
+    }
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0].ends_at, Some(at(120.0)));
+}
+
+#[test]
+fn ticks_do_not_disturb_a_replay() {
+    // A recorded file replayed fast, ten days later: old timestamps, no observed time, and the
+    // gateway's ticks at today's wall clock between batches. The alerts are those of the same
+    // records without any tick.
+    let wall = at(10.0 * 86_400.0);
+    let mut records = errors("checkout", 0.0, 2.0, 40);
+    records.extend((0..80).map(|i| info("frontend", f64::from(i))));
+    records.sort_by_key(|record| record.timestamp);
+    let config = r#"{"threshold": 20, "resolve_after_seconds": 10}"#;
+    let mut replayed = detector(config);
+    let mut alerts = Vec::new();
+    for (index, batch) in records.chunks(4).enumerate() {
+        alerts.extend(observe(&mut replayed, batch));
+        replayed.tick(wall + index as i64 * 100_000_000, &mut alerts);
+    }
+    let mut plain = detector(config);
+    let expected = observe(&mut plain, &records);
+    // The summaries differ only in the count at the end of the batch that crossed.
+    let key = |alert: &Alert| {
+        (
+            alert.status,
+            alert.labels.clone(),
+            alert.starts_at,
+            alert.ends_at,
+        )
+    };
+    assert_eq!(
+        alerts.iter().map(key).collect::<Vec<_>>(),
+        expected.iter().map(key).collect::<Vec<_>>()
+    );
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].starts_at, at(38.0));
+    // The replay ends: quiet ticks resolve it (below at 100 s when second 40 leaves; 10 s later).
+    let end = wall + 31 * 100_000_000;
+    let mut resolved = Vec::new();
+    replayed.tick(end + 30 * NANOS_PER_SECOND, &mut resolved);
+    assert!(resolved.is_empty(), "{resolved:?}");
+    replayed.tick(end + 60 * NANOS_PER_SECOND, &mut resolved);
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(resolved[0].ends_at, Some(at(110.0)));
+}
+
+#[test]
+fn a_service_trailing_the_others_keeps_its_own_clock() {
+    // `batch-jobs` ships its logs two minutes late, more than the window; `frontend` is live.
+    // Its errors are neither late nor flushed by the others' newer times, and ticks while the
+    // stream flows do not move anything.
+    let mut plugin = detector(r#"{"threshold": 5, "window_seconds": 60}"#);
+    let mut alerts = Vec::new();
+    for second in 0..10 {
+        let now = 200.0 + f64::from(second);
+        let batch = [info("frontend", now), error("batch-jobs", now - 120.0)];
+        alerts.extend(observe(&mut plugin, &batch));
+        plugin.tick(at(now + 0.5), &mut alerts);
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(label(&alerts[0], "service"), "batch-jobs");
+    assert_eq!(alerts[0].starts_at, at(84.0));
+    assert_eq!(plugin.registry.services["batch-jobs"].window.errors(), 10);
+    // Frontend goes on alone: batch-jobs' clock follows, two minutes behind. Its errors (80
+    // to 89) leave the window from 140, and the alert resolves a window later, at 205 (the
+    // count falls below 5 when second 85 leaves, at 145).
+    for second in 10..200 {
+        let now = 200.0 + f64::from(second);
+        alerts.extend(observe(&mut plugin, &[info("frontend", now)]));
+    }
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[1].status, AlertStatus::Resolved);
+    assert_eq!(alerts[1].ends_at, Some(at(205.0)));
 }
 
 #[test]
@@ -385,7 +474,7 @@ fn snapshot_and_restore_mid_burst_continue_the_incident() {
     let fired = observe(&mut before, &errors("checkout", 0.0, 1.0, 6));
     assert_eq!(fired.len(), 1);
     let state = before.snapshot();
-    assert!(state.starts_with(b"{\"version\":1,"));
+    assert!(state.starts_with(b"{\"version\":2,"));
 
     let mut after = detector(config);
     after.restore(&state).expect("restores");
@@ -412,6 +501,27 @@ fn snapshot_and_restore_mid_burst_continue_the_incident() {
         },
         fired[0]
     );
+}
+
+#[test]
+fn restore_reads_version_1_state() {
+    let mut before = detector(r#"{"threshold": 5, "resolve_after_seconds": 0}"#);
+    let fired = observe(&mut before, &errors("checkout", 0.0, 1.0, 5));
+    assert_eq!(fired.len(), 1);
+    let text = String::from_utf8(before.snapshot()).unwrap();
+    let version_1 = text
+        .replace("\"version\":2", "\"version\":1")
+        .replace("\"last_tick\":null,\"events_since_tick\":true,", "");
+    assert!(!version_1.contains("tick"), "{version_1}");
+    let mut after = detector(r#"{"threshold": 5, "resolve_after_seconds": 0}"#);
+    after
+        .restore(version_1.as_bytes())
+        .expect("reads version 1");
+    // The incident continues and resolves once second 0 leaves the window.
+    assert!(observe(&mut after, &[error("checkout", 5.0)]).is_empty());
+    let resolved = observe(&mut after, &[info("checkout", 61.0)]);
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(resolved[0].ends_at, Some(at(61.0)));
 }
 
 #[test]
@@ -463,9 +573,9 @@ fn restore_rejects_garbage_and_keeps_the_state() {
     }
     assert!(
         plugin
-            .restore(br#"{"version": 2, "whatever": true}"#)
+            .restore(br#"{"version": 3, "whatever": true}"#)
             .unwrap_err()
-            .contains("version 2")
+            .contains("version 3")
     );
     // Still firing: no second alert for the same burst, and the state is what it was.
     assert!(observe(&mut plugin, &errors("checkout", 5.0, 1.0, 5)).is_empty());
