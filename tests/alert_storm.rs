@@ -143,7 +143,7 @@ group_wait = "300ms"
     let mut slack: Vec<String> = receivers
         .accepted(Kind::Slack)
         .iter()
-        .map(|message| header(message))
+        .map(header)
         .collect();
     slack.sort();
     assert_eq!(
