@@ -181,3 +181,99 @@ path = "alerts.jsonl"
     let points = read_json_lines(&dir.path().join("points.jsonl"));
     assert_eq!(points.len(), 3, "every point passes on: {points:#?}");
 }
+
+#[test]
+fn an_error_budget_burning_is_caught_from_server_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, http) = GatewayProcess::start(dir.path(), |ports: &mut Ports| {
+        let http = SocketAddr::from(([127, 0, 0, 1], ports.tcp()));
+        let detector = toml_string(&plugin_wasm("slo-burn").display().to_string());
+        let config = format!(
+            r#"
+[receivers.otlp]
+type = "otlp"
+http = "{http}"
+
+[plugins.slo-burn]
+path = {detector}
+limits = {{ deadline_ms = 1000 }}
+
+[[plugins.slo-burn.config.slos]]
+name = "availability"
+target = 0.999
+spans = {{ kinds = ["server"] }}
+
+[pipelines.traces]
+receivers = ["otlp"]
+signals = ["traces"]
+stages = ["slo-burn"]
+sinks = ["spans"]
+alerts = ["alerts"]
+
+[sinks.spans]
+type = "file"
+path = "spans.jsonl"
+
+[sinks.alerts]
+type = "file"
+path = "alerts.jsonl"
+"#
+        );
+        (config, http)
+    });
+
+    // 75 minutes of traffic ending now, ten requests a minute per service: `checkout` fails one
+    // request in ten (a burn rate of 100 against 99.9 %), `catalog` none; client spans of
+    // `catalog` fail too, but an availability SLO counts server spans only.
+    let start = now_nanos() - 75 * 60 * SECOND;
+    let spans = |service: &str, kind: u32, fails: bool| {
+        let spans: Vec<Value> = (0..750u64)
+            .map(|index| {
+                let begin = start + index * 6 * SECOND;
+                let code = if fails && index % 10 == 0 { 2 } else { 1 };
+                json!({
+                    "traceId": format!("{:032x}", index + 1),
+                    "spanId": format!("{:016x}", index + 1),
+                    "name": "GET /cart",
+                    "kind": kind,
+                    "startTimeUnixNano": begin.to_string(),
+                    "endTimeUnixNano": (begin + 20_000_000).to_string(),
+                    "status": { "code": code },
+                })
+            })
+            .collect();
+        json!({ "resource": resource(service), "scopeSpans": [{ "spans": spans }] })
+    };
+    let body = json!({ "resourceSpans": [
+        spans("checkout", 2, true),
+        spans("catalog", 2, false),
+        spans("catalog", 3, true),
+    ] });
+    post(http, "/v1/traces", &body);
+
+    wait_for_alerts(dir.path(), 2, &gateway);
+    let stopped = gateway.stop();
+    let alerts: Vec<Value> = read_json_lines(&dir.path().join("alerts.jsonl"))
+        .into_iter()
+        .filter(|alert| alert["status"] == "firing")
+        .collect();
+    let mut windows: Vec<&str> = alerts.iter().map(|alert| label(alert, "window")).collect();
+    windows.sort_unstable();
+    assert_eq!(
+        windows,
+        ["1h/5m", "6h/30m"],
+        "{alerts:#?}\n{}",
+        stopped.stderr
+    );
+    for alert in &alerts {
+        assert_eq!(alert["name"], "SloBurnRate", "{alert}");
+        assert_eq!(label(alert, "service"), "checkout", "{alert}");
+        assert_eq!(label(alert, "slo"), "availability", "{alert}");
+    }
+    let page = alerts
+        .iter()
+        .find(|alert| label(alert, "window") == "1h/5m");
+    assert_eq!(page.unwrap()["severity"], "critical");
+    let spans = read_json_lines(&dir.path().join("spans.jsonl"));
+    assert_eq!(spans.len(), 3, "every span passes on");
+}
