@@ -90,19 +90,42 @@ fn service_name(value: Option<&Value>) -> Cow<'_, str> {
 
 /// `name{key="value",…}` with the attributes sorted by key.
 fn series_label(name: &str, attributes: &[(&str, &Value)]) -> String {
+    use std::fmt::Write as _;
     let mut sorted: Vec<&(&str, &Value)> = attributes.iter().collect();
-    sorted.sort_by_key(|(key, _)| *key);
-    let mut label = name.to_owned();
+    sorted.sort_unstable_by_key(|(key, _)| *key);
+    let mut label = String::with_capacity(name.len() + 24 * sorted.len());
+    label.push_str(name);
+    for (index, (key, value)) in sorted.iter().enumerate() {
+        label.push(if index == 0 { '{' } else { ',' });
+        label.push_str(key);
+        label.push_str("=\"");
+        match value {
+            Value::Str(text) => label.push_str(text),
+            Value::Int(number) => {
+                let _ = write!(label, "{number}");
+            }
+            Value::Double(number) => {
+                let _ = write!(label, "{number}");
+            }
+            Value::Boolean(flag) => {
+                let _ = write!(label, "{flag}");
+            }
+            Value::Bytes(bytes) => {
+                for byte in bytes {
+                    let _ = write!(label, "{byte:02x}");
+                }
+            }
+        }
+        label.push('"');
+    }
     if !sorted.is_empty() {
-        let pairs: Vec<String> = sorted
-            .iter()
-            .map(|(key, value)| format!("{key}=\"{}\"", value_text(value)))
-            .collect();
-        label.push('{');
-        label.push_str(&pairs.join(","));
         label.push('}');
     }
-    cut(&label, MAX_KEY_BYTES / 2).to_owned()
+    if label.len() > MAX_KEY_BYTES / 2 {
+        let end = cut(&label, MAX_KEY_BYTES / 2).len();
+        label.truncate(end);
+    }
+    label
 }
 
 impl EwmaAnomaly {
@@ -260,6 +283,7 @@ impl Detector for EwmaAnomaly {
             return;
         }
         let first_alert = alerts.len();
+        self.series.begin_batch();
         let (kinds, monotonic, timestamps, values, counts) = (
             batch.kinds(),
             batch.monotonic(),

@@ -14,6 +14,8 @@ pub struct Registry<V> {
     /// Keys by recency stamp, least recently seen first.
     recency: BTreeMap<u64, String>,
     next_stamp: u64,
+    /// Entries stamped from this one on were seen during the current batch already.
+    fresh_from: u64,
 }
 
 impl<V> Default for Registry<V> {
@@ -22,6 +24,7 @@ impl<V> Default for Registry<V> {
             entries: HashMap::new(),
             recency: BTreeMap::new(),
             next_stamp: 0,
+            fresh_from: 0,
         }
     }
 }
@@ -58,25 +61,36 @@ impl<V> Registry<V> {
         evicted
     }
 
+    /// Starts a batch: the first `touch` of an entry in it marks the entry as the most recently
+    /// seen, later ones cost a lookup only.
+    pub fn begin_batch(&mut self) {
+        self.fresh_from = self.next_stamp;
+    }
+
     /// The entry of `key`, created by `create` if new, marked as the most recently seen. The
     /// caller makes room first (`shrink_to(max - 1)` when `key` is new).
     pub fn touch(&mut self, key: &str, create: impl FnOnce() -> V) -> &mut V {
+        // (Two lookups: returning the borrow of one `get_mut` from a branch is refused.)
+        if self.entries.contains_key(key) {
+            let entry = self.entries.get_mut(key).expect("the entry was just found");
+            if entry.0 < self.fresh_from {
+                let owned = self
+                    .recency
+                    .remove(&entry.0)
+                    .unwrap_or_else(|| key.to_owned());
+                entry.0 = self.next_stamp;
+                self.recency.insert(self.next_stamp, owned);
+                self.next_stamp += 1;
+            }
+            return &mut entry.1;
+        }
         let stamp = self.next_stamp;
         self.next_stamp += 1;
-        match self.entries.get_mut(key) {
-            Some(entry) => {
-                self.recency.remove(&entry.0);
-                entry.0 = stamp;
-            }
-            None => {
-                self.entries.insert(key.to_owned(), (stamp, create()));
-            }
-        }
         self.recency.insert(stamp, key.to_owned());
         &mut self
             .entries
-            .get_mut(key)
-            .expect("the entry was just inserted")
+            .entry(key.to_owned())
+            .or_insert((stamp, create()))
             .1
     }
 
@@ -144,7 +158,15 @@ mod tests {
         for key in ["a", "b", "c"] {
             *registry.touch(key, || 0) += 1;
         }
+        // Within a batch, only the first touch moves an entry.
+        registry.begin_batch();
         *registry.touch("a", || 0) += 1;
+        registry.touch("b", || 0);
+        registry.touch("a", || 0);
+        assert_eq!(keys(&registry), vec!["c", "a", "b"]);
+        registry.begin_batch();
+        registry.touch("c", || 0);
+        registry.touch("a", || 0);
         assert_eq!(keys(&registry), vec!["b", "c", "a"]);
         assert_eq!(registry.get("a"), Some(&2));
         let evicted = registry.shrink_to(1);
@@ -160,6 +182,7 @@ mod tests {
     fn rebuilds_in_order() {
         let registry =
             Registry::from_ordered(vec![("x".to_owned(), 1), ("y".to_owned(), 2)]).unwrap();
+        assert_eq!(registry.recency.len(), 2);
         assert_eq!(keys(&registry), vec!["x", "y"]);
         assert!(Registry::from_ordered(vec![("x".to_owned(), 1), ("x".to_owned(), 2)]).is_err());
     }
