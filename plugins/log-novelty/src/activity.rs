@@ -10,7 +10,7 @@ use crate::config::AlertLevel;
 
 /// Counts and alerts of one template.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(into = "ActivityState", try_from = "ActivityState")]
 pub struct Activity {
     /// Occurrences since the template was created.
     pub count: u64,
@@ -20,14 +20,70 @@ pub struct Activity {
     pub last_seen: i64,
     /// Event times of the newest `burst_count` occurrences, oldest first: the template bursts
     /// while the oldest of them is inside the burst window.
-    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
     pub recent: VecDeque<i64>,
     /// The `LogNovelty` alert, while it fires.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub novelty: Option<Incident>,
     /// The `LogTemplateBurst` alert, while it fires.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<Incident>,
+}
+
+/// The encoded form of an [`Activity`]: the recent times as distances before `last_seen`
+/// (about 10 digits each rather than 19).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivityState {
+    count: u64,
+    first_seen: i64,
+    last_seen: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recent_before_last: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    novelty: Option<Incident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    burst: Option<Incident>,
+}
+
+impl From<Activity> for ActivityState {
+    fn from(activity: Activity) -> Self {
+        let last_seen = activity.last_seen;
+        ActivityState {
+            count: activity.count,
+            first_seen: activity.first_seen,
+            last_seen,
+            recent_before_last: activity
+                .recent
+                .iter()
+                .map(|&time| last_seen.saturating_sub(time))
+                .collect(),
+            novelty: activity.novelty,
+            burst: activity.burst,
+        }
+    }
+}
+
+impl TryFrom<ActivityState> for Activity {
+    type Error = String;
+
+    fn try_from(state: ActivityState) -> Result<Self, String> {
+        let last_seen = state.last_seen;
+        let recent = state
+            .recent_before_last
+            .iter()
+            .map(|&before| match before {
+                0.. => last_seen.checked_sub(before),
+                _ => None,
+            })
+            .collect::<Option<VecDeque<i64>>>()
+            .ok_or("a recent occurrence time is out of range")?;
+        Ok(Activity {
+            count: state.count,
+            first_seen: state.first_seen,
+            last_seen,
+            recent,
+            novelty: state.novelty,
+            burst: state.burst,
+        })
+    }
 }
 
 /// A firing alert: what is needed to resolve exactly the alert that fired.
@@ -126,6 +182,22 @@ impl Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encodes_recent_times_before_the_last() {
+        let mut activity = Activity::default();
+        for time in [1_000, 4_000, 9_000] {
+            activity.record(time, 2);
+        }
+        let json = serde_json::to_string(&activity).unwrap();
+        assert_eq!(
+            json,
+            r#"{"count":3,"first_seen":1000,"last_seen":9000,"recent_before_last":[5000,0]}"#
+        );
+        assert_eq!(serde_json::from_str::<Activity>(&json).unwrap(), activity);
+        let negative = json.replace("[5000,0]", "[-1]");
+        assert!(serde_json::from_str::<Activity>(&negative).is_err());
+    }
 
     #[test]
     fn keeps_the_newest_times_in_order() {

@@ -35,10 +35,10 @@ pub struct Config {
     /// Default: 100.
     pub max_children: u32,
     /// Most templates kept per service (at least 1); beyond it the least recently seen is
-    /// forgotten. Default: 1000.
+    /// forgotten. Default: 300.
     pub max_clusters: u32,
     /// Most services tracked at once (at least 1); beyond it the least recently seen service is
-    /// forgotten with all its templates. Default: 100.
+    /// forgotten with all its templates. Default: 50.
     pub max_services: u32,
     /// Bytes of a body parsed (64-65536); the rest is ignored. Default: 2048.
     pub max_line_bytes: u32,
@@ -70,8 +70,8 @@ impl Default for Config {
             sim_th: 0.4,
             depth: 4,
             max_children: 100,
-            max_clusters: 1_000,
-            max_services: 100,
+            max_clusters: 300,
+            max_services: 50,
             max_line_bytes: 2_048,
             max_tokens: 64,
             resolve_after_seconds: 1_800,
