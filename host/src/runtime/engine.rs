@@ -13,7 +13,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{detector, filter, parser};
-use super::spec::PluginSpec;
+use super::spec::{DETECTOR_DEADLINE_MS, FILTER_DEADLINE_MS, PluginSpec};
 use super::state::PluginState;
 use super::stats::PluginStats;
 
@@ -181,8 +181,8 @@ impl PluginEngine {
                 self.options.max_memory_mb
             );
         }
-        if spec.limits.deadline_ms == 0 || spec.limits.memory_mb == 0 {
-            bail!("{what}: limits.deadline_ms and limits.memory_mb must be positive");
+        if spec.limits.memory_mb == 0 {
+            bail!("{what}: limits.memory_mb must be positive");
         }
         let component = self
             .compile_cached(&bytes, &sha256)
@@ -201,8 +201,15 @@ impl PluginEngine {
         .map_err(|error| {
             anyhow::anyhow!("{what}: its exports do not match the {kind} world: {error}")
         })?;
+        let mut spec = spec.clone();
+        if spec.limits.deadline_ms == 0 {
+            spec.limits.deadline_ms = match kind {
+                PluginKind::Filter | PluginKind::Parser => FILTER_DEADLINE_MS,
+                PluginKind::Detector => DETECTOR_DEADLINE_MS,
+            };
+        }
         Ok(Arc::new(LoadedPlugin {
-            spec: spec.clone(),
+            spec,
             kind,
             sha256,
             pre,

@@ -59,11 +59,19 @@ pub enum OnError {
     Drop,
 }
 
+/// Default call budget of filters and parsers, in milliseconds.
+pub const FILTER_DEADLINE_MS: u64 = 10;
+
+/// Default call budget of detectors, in milliseconds.
+pub const DETECTOR_DEADLINE_MS: u64 = 100;
+
 /// Limits on one plugin instance.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginLimits {
-    /// Wall-clock budget of one call, in milliseconds. Default 10.
+    /// Wall-clock budget of one call, in milliseconds. Default (absent or 0): the kind's,
+    /// [`FILTER_DEADLINE_MS`] for filters and parsers, [`DETECTOR_DEADLINE_MS`] for detectors
+    /// (they keep state and see whole batches: a template miner takes a few µs a record).
     pub deadline_ms: u64,
     /// Budget of the `init` call, in milliseconds. Default 1000.
     pub init_deadline_ms: u64,
@@ -87,7 +95,7 @@ pub struct PluginLimits {
 impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {
-            deadline_ms: 10,
+            deadline_ms: 0,
             init_deadline_ms: 1000,
             memory_mb: 64,
             max_output_bytes: 16 << 20,
