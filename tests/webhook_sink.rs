@@ -201,6 +201,8 @@ async fn a_400_is_not_retried_and_is_counted() {
     assert_eq!(count(&stats.alerts_delivered), 0);
     assert_eq!(count(&stats.items_dropped), 1);
     assert_eq!(count(&stats.write_errors), 1);
+    assert_eq!(count(&stats.router.notifications_failed), 1);
+    assert_eq!(count(&stats.router.notifications_sent), 0);
 }
 
 #[tokio::test]
