@@ -81,7 +81,7 @@ impl Cluster {
 
     /// The template id as text.
     pub fn id_text(&self) -> String {
-        format!("{:016x}", self.template_id)
+        crate::id_text(self.template_id)
     }
 }
 

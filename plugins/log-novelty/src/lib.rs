@@ -187,6 +187,11 @@ fn record_time(timestamp: i64, observed: Option<i64>) -> Option<i64> {
     }
 }
 
+/// A template id as the `template_id` label shows it: 16 hex digits.
+fn id_text(template_id: u64) -> String {
+    format!("{template_id:016x}")
+}
+
 /// Resolves what is due for a template of `service` at event time `clock`; returns whether an
 /// alert still fires.
 fn resolve_due(
@@ -196,20 +201,20 @@ fn resolve_due(
     settings: &Settings,
     out: &mut Output<'_>,
 ) -> bool {
+    let template_id = cluster.template_id;
     let activity = &mut cluster.activity;
-    let template_id = format!("{:016x}", cluster.template_id);
     if let Some(due) = activity.novelty_due(settings.resolve_after)
         && due <= clock
         && let Some(incident) = activity.novelty.take()
     {
-        let alert = incident.alert(NOVELTY_ALERT, service, &template_id);
+        let alert = incident.alert(NOVELTY_ALERT, service, &id_text(template_id));
         out.alerts.push(alert.resolved(due));
     }
     if let Some(due) = activity.burst_due(settings.burst_window)
         && due <= clock
         && let Some(incident) = activity.burst.take()
     {
-        let alert = incident.alert(BURST_ALERT, service, &template_id);
+        let alert = incident.alert(BURST_ALERT, service, &id_text(template_id));
         out.alerts.push(alert.resolved(due));
     }
     activity.is_active()
@@ -219,7 +224,7 @@ fn resolve_due(
 /// `clock`, whichever is first: nothing will watch it any more.
 fn retire(service: &str, mut cluster: Cluster, clock: i64, settings: &Settings, out: &mut Output) {
     let activity = &mut cluster.activity;
-    let template_id = format!("{:016x}", cluster.template_id);
+    let template_id = id_text(cluster.template_id);
     let novelty_due = activity.novelty_due(settings.resolve_after);
     let burst_due = activity.burst_due(settings.burst_window);
     for (name, incident, due) in [
@@ -463,7 +468,6 @@ impl Detector for LogNovelty {
             // Alerts due before this occurrence resolve first.
             resolve_due(name, cluster, *clock, settings, &mut out);
             cluster.activity.record(time, settings.burst_count);
-            let template_id = cluster.id_text();
             if created {
                 out.counts.templates_created += 1;
                 if time >= service.learn_until && severity >= settings.min_severity {
@@ -473,7 +477,7 @@ impl Detector for LogNovelty {
                         starts_at: time,
                     };
                     out.alerts
-                        .push(incident.alert(NOVELTY_ALERT, name, &template_id));
+                        .push(incident.alert(NOVELTY_ALERT, name, &cluster.id_text()));
                     cluster.activity.novelty = Some(incident);
                 }
             }
@@ -491,7 +495,7 @@ impl Detector for LogNovelty {
                     starts_at: cluster.activity.last_seen.min(*clock),
                 };
                 out.alerts
-                    .push(incident.alert(BURST_ALERT, name, &template_id));
+                    .push(incident.alert(BURST_ALERT, name, &cluster.id_text()));
                 cluster.activity.burst = Some(incident);
             }
             if cluster.activity.is_active() {
