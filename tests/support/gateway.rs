@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::{python, sluice_binary, workspace_root};
 
-/// How long a gateway may take to say it is running.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a gateway may take to say it is running: on a cold, loaded CI machine its first
+/// start compiles the plugins it loads (a few seconds each), several tests at a time.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a gateway may take to drain and exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
