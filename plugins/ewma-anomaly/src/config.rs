@@ -53,7 +53,8 @@ pub struct Config {
     /// is the increase per second, or the mean of the new observations) or `delta`.
     /// Default: `cumulative`.
     pub temporality: Temporality,
-    /// Most series tracked (at least 1); the least recently seen go first. Default: 10000.
+    /// Most series tracked (at least 1); the least recently seen go first. Default: 3000 (a
+    /// worst-case state stays under the host's 8 MiB `limits.max_state_bytes`).
     pub max_series: u32,
     /// Resource attribute naming the service. Default: `service.name`.
     pub service_attribute: String,
@@ -82,7 +83,7 @@ impl Default for Config {
             rebaseline_after_seconds: 3600,
             stale_seconds: 900,
             temporality: Temporality::Cumulative,
-            max_series: 10_000,
+            max_series: 3_000,
             service_attribute: "service.name".to_owned(),
             alert_name: "MetricAnomaly".to_owned(),
             severity: AlertLevel::Warning,

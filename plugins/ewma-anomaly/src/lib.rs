@@ -160,7 +160,7 @@ impl EwmaAnomaly {
         }
         let series = self
             .series
-            .touch(&key, || Series::new(service, name, &label));
+            .touch(&key, || Series::new(service, cut(name, 256), &label));
         match series.point(time, reading, &self.settings, alerts) {
             Taken::Late => self.counts.late += 1,
             Taken::Used | Taken::NoValue => {}

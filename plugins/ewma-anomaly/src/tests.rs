@@ -550,7 +550,7 @@ fn defaults() {
     assert_eq!(settings.rebaseline_after, 3_600 * NANOS_PER_SECOND);
     assert_eq!(settings.stale, 900 * NANOS_PER_SECOND);
     assert_eq!(settings.temporality, Temporality::Cumulative);
-    assert_eq!(settings.max_series, 10_000);
+    assert_eq!(settings.max_series, 3_000);
     assert_eq!(settings.service_attribute, "service.name");
     assert_eq!(settings.alert_name, "MetricAnomaly");
     assert_eq!(settings.severity, AlertLevel::Warning);
@@ -616,4 +616,31 @@ fn sample_fires_once_for_the_level_shift_only() {
     assert_eq!(label(&alerts[0], "service"), "checkout");
     assert_eq!(alerts[0].starts_at, parse_utc("2026-11-23T11:32:00Z"));
     assert_eq!(alerts[1].ends_at, Some(parse_utc("2026-11-23T12:05:00Z")));
+}
+
+#[test]
+fn a_full_state_with_the_longest_labels_fits_the_host_bound() {
+    // The host refuses to checkpoint a state over 8 MiB (limits.max_state_bytes): the default
+    // max_series must keep even the longest labels (and a firing alert each) under it.
+    let long = "x".repeat(2_000);
+    let name = format!("m{long}");
+    let mut plugin =
+        detector(r#"{"metric_prefixes": ["m"], "warmup_points": 2, "min_duration_seconds": 0}"#);
+    for index in 0..plugin.settings.max_series {
+        let point = |seconds: f64, value: f64| {
+            MetricPoint::histogram(&name, at(seconds), 10 * (1 + seconds as u64), value)
+                .with_attribute("a", format!("{index}{long}").as_str())
+                .with_resource_attribute("service.name", format!("{index}{long}").as_str())
+        };
+        let points = [
+            point(0.0, 1.0),
+            point(1.0, 2.0),
+            point(2.0, 3.0),
+            point(3.0, 1e9),
+        ];
+        observe(&mut plugin, &points);
+    }
+    assert_eq!(plugin.series.len(), 3_000);
+    let size = plugin.snapshot().len();
+    assert!(size < 8 << 20, "{size} bytes");
 }

@@ -11,24 +11,47 @@ use sluice_sdk::Alert;
 use crate::clock::NANOS_PER_SECOND;
 use crate::config::{AlertLevel, BadEvents, Slo, Source, Window};
 
-/// A float written as its shortest exact text in snapshots: serde_json's default parser does not
-/// read every JSON number back to the same bits, and restored counts must be exact.
+/// A count in snapshots: a JSON integer when whole, else its shortest exact text (serde_json's
+/// default parser does not read every JSON float back to the same bits, and restored counts
+/// must be exact).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Exact(pub f64);
 
+/// Whole counts below 2^53 are written as JSON integers (read back exactly), others as text.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
 impl Serialize for Exact {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        if self.0.fract() == 0.0 && (0.0..MAX_EXACT_INTEGER).contains(&self.0) {
+            serializer.serialize_u64(self.0 as u64)
+        } else {
+            serializer.collect_str(&self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Exact {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        match text.parse::<f64>() {
-            Ok(value) if value.is_finite() && value >= 0.0 => Ok(Exact(value)),
-            _ => Err(serde::de::Error::custom(format!("`{text}` is not a count"))),
+        struct Count;
+        impl serde::de::Visitor<'_> for Count {
+            type Value = Exact;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a count: a whole number, or a number as text")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Exact, E> {
+                Ok(Exact(value as f64))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Exact, E> {
+                match text.parse::<f64>() {
+                    Ok(value) if value.is_finite() && value >= 0.0 => Ok(Exact(value)),
+                    _ => Err(E::custom(format!("`{text}` is not a count"))),
+                }
+            }
         }
+        deserializer.deserialize_any(Count)
     }
 }
 

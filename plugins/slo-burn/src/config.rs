@@ -32,9 +32,10 @@ pub struct Config {
     pub temporality: Temporality,
     /// Resource attribute naming the service. Default: `service.name`.
     pub service_attribute: String,
-    /// Most (SLO, service) series tracked; the least recently seen go first. Default: 10000.
+    /// Most (SLO, service) series tracked; the least recently seen go first. Default: 400 (a
+    /// worst-case state stays under the host's 8 MiB `limits.max_state_bytes`).
     pub max_series: u32,
-    /// Most cumulative counter series remembered (metric sources). Default: 10000.
+    /// Most cumulative counter series remembered (metric sources). Default: 1000.
     pub max_counters: u32,
     /// Name of the alert. Default: `SloBurnRate`.
     pub alert_name: String,
@@ -49,8 +50,8 @@ impl Default for Config {
             windows: default_windows(),
             temporality: Temporality::Cumulative,
             service_attribute: "service.name".to_owned(),
-            max_series: 10_000,
-            max_counters: 10_000,
+            max_series: 400,
+            max_counters: 1_000,
             alert_name: "SloBurnRate".to_owned(),
         }
     }

@@ -426,7 +426,9 @@ fn restore_rejects_garbage_and_keeps_the_state() {
         b"{}".to_vec(),
         br#"{"version": 1}"#.to_vec(),
         text.replace("\"budgets\"", "\"series\"").into_bytes(),
-        text.replacen("\"200\"", "\"-200\"", 1).into_bytes(),
+        text.replacen(",200,", ",-200,", 1).into_bytes(),
+        text.replacen(",200,", ",\"-200\",", 1).into_bytes(),
+        text.replacen(",200,", ",200.5,", 1).into_bytes(),
         text.replace("\"width\":", "\"width\":-").into_bytes(),
         good[..good.len() / 2].to_vec(),
     ];
@@ -607,10 +609,7 @@ fn defaults_are_the_workbook_pairs() {
     assert_eq!(settings.allowed_lateness, 10 * NANOS_PER_SECOND);
     assert_eq!(settings.alert_name, "SloBurnRate");
     assert_eq!(settings.service_attribute, "service.name");
-    assert_eq!(
-        (settings.max_series, settings.max_counters),
-        (10_000, 10_000)
-    );
+    assert_eq!((settings.max_series, settings.max_counters), (400, 1_000));
     let windows = &settings.slos[0].windows;
     assert_eq!(windows.len(), 2);
     assert_eq!(
@@ -795,4 +794,46 @@ fn counters_sample_tickets_the_slow_burn_and_ignores_the_hourly_blips() {
     // The boundary of 17:17 is the first whose 30 minutes hold fewer than 15 bad ones (6 points
     // of 16:48-16:58 against 9 good ones): 0.54 %.
     assert_eq!(alerts[1].ends_at, Some(parse_utc("2026-11-23T17:17:00Z")));
+}
+
+#[test]
+fn a_full_state_with_the_longest_labels_fits_the_host_bound() {
+    // The host refuses to checkpoint a state over 8 MiB (limits.max_state_bytes): the default
+    // bounds must keep a worst case under it: every budget with six hours of full buckets of
+    // large counts, every counter with the longest key.
+    let mut plugin = detector(
+        r#"{"slos": [{"name": "a-rather-long-slo-name-for-the-checkout-availability-objective",
+            "target": 0.999, "spans": {}}]}"#,
+    );
+    let long = "x".repeat(300);
+    let width = plugin.settings.bucket;
+    let mut budgets = Vec::new();
+    for index in 0..plugin.settings.max_series {
+        let service = cut(&format!("{index}{long}"), 256).to_owned();
+        let slo = &plugin.settings.slos[0];
+        let mut budget = Budget::new(&slo.name, &service, width, minute(0));
+        for m in 0..360 {
+            let counts = Counts {
+                total: 123_456_789.0,
+                bad: 1_234_567.0,
+                good: 122_222_222.0,
+            };
+            budget.add(minute(m), counts, slo);
+        }
+        budgets.push((format!("{}\u{1f}{service}", slo.name), budget));
+    }
+    plugin.budgets = Registry::from_ordered(budgets).unwrap();
+    let counters = (0..plugin.settings.max_counters)
+        .map(|index| {
+            let key = cut(&format!("{index}{}", "y".repeat(2_000)), MAX_KEY_BYTES).to_owned();
+            let counter = Counter {
+                time: minute(0),
+                value: Exact(1_234_567_890.5),
+            };
+            (key, counter)
+        })
+        .collect();
+    plugin.counters = Registry::from_ordered(counters).unwrap();
+    let size = plugin.snapshot().len();
+    assert!(size < 8 << 20, "{size} bytes");
 }

@@ -26,7 +26,8 @@ pub struct Config {
     /// Default: `service.name`.
     pub service_attribute: String,
     /// Most series tracked at once, over all rules (at least 1); beyond it the least recently
-    /// seen series is forgotten. Default: 10000.
+    /// seen series is forgotten. Default: 3000 (a worst-case state stays under the host's 8 MiB
+    /// `limits.max_state_bytes`).
     pub max_series: u32,
     /// Log rules: seconds a window stays open for late records after it ends, before it is
     /// counted. Default: 10.
@@ -38,7 +39,7 @@ impl Default for Config {
         Config {
             rules: Vec::new(),
             service_attribute: "service.name".to_owned(),
-            max_series: 10_000,
+            max_series: 3_000,
             allowed_lateness_seconds: 10,
         }
     }

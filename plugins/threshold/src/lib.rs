@@ -214,7 +214,7 @@ impl Threshold {
                 forget(registry.shrink_to(settings.max_series - 1), counts, alerts);
             }
             let series = registry.touch(&key, || {
-                Series::metric(&rule.name, point.service, point.name, label)
+                Series::metric(&rule.name, point.service, cut(point.name, 256), label)
             });
             if !series.point(point.time, point.value, rule, alerts) {
                 counts.late += 1;

@@ -653,7 +653,7 @@ fn defaults() {
     let plugin = detector(r#"{"rules": [{"metric": "m", "above": 1}, {"logs": {}, "below": 3}]}"#);
     let settings = &plugin.settings;
     assert_eq!(settings.service_attribute, "service.name");
-    assert_eq!(settings.max_series, 10_000);
+    assert_eq!(settings.max_series, 3_000);
     assert_eq!(settings.allowed_lateness, 10 * NANOS_PER_SECOND);
     let (metric, logs) = (&settings.rules[0], &settings.rules[1]);
     assert_eq!((metric.name.as_str(), logs.name.as_str()), ("m", "logs"));
@@ -814,4 +814,21 @@ fn records_sample_fires_once_for_the_oom_storm_and_not_for_the_short_burst() {
     assert_eq!(label(&alerts[0], "service"), "api");
     assert_eq!(alerts[0].starts_at, parse_utc("2026-11-23T10:06:00Z"));
     assert_eq!(alerts[1].ends_at, Some(parse_utc("2026-11-23T10:10:00Z")));
+}
+
+#[test]
+fn a_full_state_with_the_longest_labels_fits_the_host_bound() {
+    // The host refuses to checkpoint a state over 8 MiB (limits.max_state_bytes): the default
+    // max_series must keep even the longest labels under it.
+    let mut plugin = detector(r#"{"rules": [{"name": "disk-full", "metric": "m", "above": 0.9}]}"#);
+    let long = "x".repeat(2_000);
+    for index in 0..plugin.settings.max_series {
+        let point = MetricPoint::gauge("m", at(index as f64 * 0.01), 0.95)
+            .with_attribute("a", format!("{index}{long}").as_str())
+            .with_resource_attribute("service.name", format!("{index}{long}").as_str());
+        observe_points(&mut plugin, &[point]);
+    }
+    assert_eq!(plugin.series.len(), 3_000);
+    let size = plugin.snapshot().len();
+    assert!(size < 8 << 20, "{size} bytes");
 }
