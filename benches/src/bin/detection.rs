@@ -290,6 +290,54 @@ fn run() -> anyhow::Result<()> {
     let replay_stderr = String::from_utf8_lossy(&replay.stderr);
     print!("{replay_stderr}");
 
+    // Wait until every detector has seen every record of its signal, then read what each
+    // raised by its own counters (`alerts_fired`): the alert router may notify fewer (it folds
+    // a resolution and a new firing of the same alert that come within its wall-clock grouping
+    // time into one still-firing alert, and a fast replay puts minutes of event time into
+    // milliseconds).
+    let expected = |detector: &str| match PIPELINE_OF
+        .iter()
+        .find(|(name, _)| *name == detector)
+        .map(|(_, pipeline)| *pipeline)
+    {
+        Some("logs") => counts.logs,
+        Some("metrics") => counts.metric_points,
+        _ => counts.spans,
+    };
+    let wait_until = Instant::now() + Duration::from_secs(300);
+    let mut metrics_text = String::new();
+    loop {
+        if let Ok(text) = admin_metrics(admin) {
+            metrics_text = text;
+            let done = present.iter().all(|detector| {
+                metric_value(
+                    &metrics_text,
+                    "sluice_plugin_records_in_total",
+                    &[("plugin", detector)],
+                ) >= expected(detector) as f64
+            });
+            if done {
+                break;
+            }
+        }
+        if Instant::now() >= wait_until {
+            println!("(not every record reached the detectors within 5 minutes of the replay)");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let raised: BTreeMap<String, u64> = present
+        .iter()
+        .map(|detector| {
+            let fired = metric_value(
+                &metrics_text,
+                "sluice_plugin_custom_total",
+                &[("plugin", detector), ("name", "alerts_fired")],
+            );
+            (detector.to_string(), fired as u64)
+        })
+        .collect();
+
     // The plugins' health: a detector that faulted or was re-instantiated may have lost
     // state, which the scores would not show by themselves.
     let plugin_health = admin_metrics(admin)
@@ -380,7 +428,9 @@ fn run() -> anyhow::Result<()> {
         .or_else(|| labels["grace_seconds"].as_i64())
         .unwrap_or(incidents::GRACE_SECONDS)
         * 1_000_000_000;
-    let report = score(&alerts, &incidents, &noise, grace, &present, &missing);
+    let report = score(
+        &alerts, &incidents, &noise, grace, &present, &missing, &raised,
+    );
     let command = format!(
         "target/release/detection --seed {} --hours {}",
         args.seed, args.hours
@@ -409,6 +459,21 @@ fn admin_metrics(admin: SocketAddr) -> anyhow::Result<String> {
         .split_once("\r\n\r\n")
         .context("an HTTP answer without a body")?;
     Ok(body.to_owned())
+}
+
+/// The sum of the samples of `name` whose labels include every pair of `labels` (0 if none).
+fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (label_text, value) = rest.rsplit_once("} ")?;
+            labels
+                .iter()
+                .all(|(key, wanted)| label_text.contains(&format!("{key}=\"{wanted}\"")))
+                .then(|| value.trim().parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
 }
 
 /// A free TCP address on 127.0.0.1 (bound then released).
@@ -460,8 +525,7 @@ fn render_config(
         .with_context(|| format!("{} is not TOML", template_path.display()))?;
     if let Some(toml::Value::Table(plugins)) = config.get_mut("plugins") {
         plugins.retain(|name, _| {
-            !DETECTORS.iter().any(|&(detector, _)| detector == name)
-                || present.contains(&name)
+            !DETECTORS.iter().any(|&(detector, _)| detector == name) || present.contains(&name)
         });
     }
     if let Some(toml::Value::Table(pipelines)) = config.get_mut("pipelines") {
@@ -562,6 +626,8 @@ struct DetectorScore {
     names: BTreeSet<String>,
     incidents: usize,
     caught: usize,
+    /// Firing alerts the detector raised (its `alerts_fired` counter), before the router.
+    raised: Option<u64>,
     firing: usize,
     right: usize,
     right_on_own: usize,
@@ -590,6 +656,7 @@ fn score(
     grace: i64,
     present: &[&str],
     missing: &[&str],
+    raised: &BTreeMap<String, u64>,
 ) -> Report {
     let mut scores: BTreeMap<String, DetectorScore> = present
         .iter()
@@ -683,7 +750,9 @@ fn score(
             let score = if missing.contains(&name) {
                 None
             } else {
-                Some(scores.remove(name).unwrap_or_default())
+                let mut score = scores.remove(name).unwrap_or_default();
+                score.raised = raised.get(name).copied();
+                Some(score)
             };
             (name.to_owned(), score)
         })
@@ -737,9 +806,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| detector | alerts | incidents | caught | recall | firing alerts | right | precision | median time to detect | alerts per incident |"
+            "| detector | alerts | incidents | caught | recall | raised | firing alerts | right | precision | median time to detect | alerts per incident |"
         );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for (name, score) in &self.detectors {
             let Some(score) = score else {
                 let _ = writeln!(
@@ -765,10 +837,13 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {recall} | {} | {} | {precision} | {} | {per_incident} |",
+                "| {name} | {} | {} | {} | {recall} | {} | {} | {} | {precision} | {} | {per_incident} |",
                 score.names.iter().cloned().collect::<Vec<_>>().join(", "),
                 score.incidents,
                 score.caught,
+                score
+                    .raised
+                    .map_or("?".to_owned(), |raised| raised.to_string()),
                 score.firing,
                 score.right,
                 median(&score.detect_seconds).map_or("–".to_owned(), duration_text),
