@@ -116,10 +116,11 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
     hash
 }
 
-/// Share of the template's tokens equal to the line's, and the template's wildcard count.
-fn similarity(template: &[String], line: &Line<'_>) -> (f64, usize) {
+/// Share of the template's tokens equal to the line's, the template's wildcard count, and
+/// whether the template already covers the line (every token equal or a wildcard).
+fn similarity(template: &[String], line: &Line<'_>) -> (f64, usize, bool) {
     if template.is_empty() {
-        return (1.0, 0);
+        return (1.0, 0, true);
     }
     let mut same = 0;
     let mut wildcards = 0;
@@ -130,7 +131,8 @@ fn similarity(template: &[String], line: &Line<'_>) -> (f64, usize) {
             same += 1;
         }
     }
-    (same as f64 / template.len() as f64, wildcards)
+    let covers = same + wildcards == template.len();
+    (same as f64 / template.len() as f64, wildcards, covers)
 }
 
 impl Drain {
@@ -165,12 +167,14 @@ impl Drain {
         evicted: &mut Vec<(u64, Cluster)>,
     ) -> (u64, bool) {
         let key = root_key(level, line.len());
-        if let Some(id) = self.search(key, line, params)
+        if let Some((id, covers)) = self.search(key, line, params)
             && let Some(cluster) = self.clusters.get_mut(&id)
         {
-            for (token, other) in cluster.tokens.iter_mut().zip(line.tokens()) {
-                if token != other && token != WILDCARD {
-                    WILDCARD.clone_into(token);
+            if !covers {
+                for (token, other) in cluster.tokens.iter_mut().zip(line.tokens()) {
+                    if token != other && token != WILDCARD {
+                        WILDCARD.clone_into(token);
+                    }
                 }
             }
             self.recency.remove(&cluster.seen);
@@ -228,8 +232,9 @@ impl Drain {
         }
     }
 
-    /// drain3's `tree_search`: the best cluster for the line, if similar enough.
-    fn search(&self, key: u32, line: &Line<'_>, params: &DrainParams) -> Option<u64> {
+    /// drain3's `tree_search`: the best cluster for the line, if similar enough, and whether
+    /// its template already covers the line.
+    fn search(&self, key: u32, line: &Line<'_>, params: &DrainParams) -> Option<(u64, bool)> {
         let mut node = self.roots.get(&key)?;
         let count = line.len();
         if count == 0 {
@@ -237,7 +242,8 @@ impl Drain {
                 .clusters
                 .first()
                 .copied()
-                .filter(|id| self.clusters.contains_key(id));
+                .filter(|id| self.clusters.contains_key(id))
+                .map(|id| (id, true));
         }
         for (depth, token) in (1..).zip(line.tokens()) {
             if depth >= params.prefix_depth || depth == count {
@@ -248,25 +254,25 @@ impl Drain {
                 .get(token)
                 .or_else(|| node.children.get(WILDCARD))?;
         }
-        let mut best: Option<(u64, f64, usize)> = None;
+        let mut best: Option<(u64, f64, usize, bool)> = None;
         for id in &node.clusters {
             let Some(cluster) = self.clusters.get(id) else {
                 continue;
             };
-            let (similarity, wildcards) = similarity(&cluster.tokens, line);
+            let (similarity, wildcards, covers) = similarity(&cluster.tokens, line);
             let better = match best {
                 None => true,
-                Some((_, best_similarity, best_wildcards)) => {
+                Some((_, best_similarity, best_wildcards, _)) => {
                     similarity > best_similarity
                         || (similarity == best_similarity && wildcards > best_wildcards)
                 }
             };
             if better {
-                best = Some((*id, similarity, wildcards));
+                best = Some((*id, similarity, wildcards, covers));
             }
         }
-        best.filter(|(_, similarity, _)| *similarity >= params.sim_th)
-            .map(|(id, _, _)| id)
+        best.filter(|(_, similarity, _, _)| *similarity >= params.sim_th)
+            .map(|(id, _, _, covers)| (id, covers))
     }
 
     /// drain3's `add_seq_to_prefix_tree`.
