@@ -19,8 +19,10 @@
 //! 4. runs `sluice replay telemetry.jsonl` as fast as the gateway accepts, **without** `--restamp`:
 //!    the detectors run on event time, so the eight hours replay in seconds and give the alerts
 //!    they would give live;
-//! 5. stops the gateway with SIGTERM (it drains: every record through the detectors, every alert
-//!    delivered) and waits until the webhook has been quiet for a second;
+//! 5. waits (on the gateway's `/metrics`) until every detector has seen every record of its
+//!    signal, reads what each raised (`alerts_fired`) and any plugin fault, then stops the gateway
+//!    with SIGTERM (it drains: every alert delivered) and waits until the webhook has been quiet
+//!    for a second;
 //! 6. scores each detector (an alert's detector is its `source`, the plugin's name in the config):
 //!    - a firing alert is **right** when it names the service of an incident meant for its
 //!      detector (or one that accepts it: an error burst may also raise `LogTemplateBurst`) and
