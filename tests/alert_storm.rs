@@ -140,11 +140,7 @@ group_wait = "300ms"
             pair("Tenth", "firing")
         ]
     );
-    let mut slack: Vec<String> = receivers
-        .accepted(Kind::Slack)
-        .iter()
-        .map(header)
-        .collect();
+    let mut slack: Vec<String> = receivers.accepted(Kind::Slack).iter().map(header).collect();
     slack.sort();
     assert_eq!(
         slack,
