@@ -109,6 +109,9 @@ pub struct Fired {
     pub summary: String,
     /// When it fired.
     pub starts_at: i64,
+    /// Since when the short window has been at or below the threshold, while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear_since: Option<i64>,
 }
 
 /// The budget of one SLO for one service.
@@ -271,11 +274,19 @@ impl Budget {
                     severity: window.severity,
                     summary: self.summary(slo, window, &long, long_rate, short_rate),
                     starts_at: at,
+                    clear_since: None,
                 };
                 alerts.push(self.alert_of(&window.label, &fired));
                 self.alerts.insert(window.label.clone(), fired);
-            } else if firing && short_rate <= window.burn_rate {
-                self.resolve(&window.label, at, alerts);
+            } else if let Some(fired) = self.alerts.get_mut(&window.label) {
+                if short_rate > window.burn_rate {
+                    fired.clear_since = None;
+                    continue;
+                }
+                let since = *fired.clear_since.get_or_insert(at);
+                if at - since >= slo.resolve_after {
+                    self.resolve(&window.label, at, alerts);
+                }
             }
         }
     }

@@ -100,6 +100,11 @@ pub struct SloConfig {
     /// a huge burn rate). Default: 0.
     #[serde(default)]
     pub min_events: f64,
+    /// Seconds the short window's burn rate must stay at or below the threshold before an
+    /// alert resolves; 0 resolves at the first such boundary, as the workbook does. A few
+    /// minutes stop a low-traffic service's alert from flapping. Default: 0.
+    #[serde(default)]
+    pub resolve_after_seconds: u32,
 }
 
 /// Requests from spans.
@@ -243,6 +248,8 @@ pub struct Slo {
     pub windows: Vec<Window>,
     /// Events needed in the long window.
     pub min_events: f64,
+    /// How long the short window must stay clear before resolving, ns.
+    pub resolve_after: i64,
 }
 
 /// Where an SLO's events come from.
@@ -489,6 +496,12 @@ fn check_slo(
             slo.target
         ));
     }
+    if slo.resolve_after_seconds > MAX_WINDOW_SECONDS {
+        problems.push(format!(
+            "{at}.resolve_after_seconds {} is over {MAX_WINDOW_SECONDS}",
+            slo.resolve_after_seconds
+        ));
+    }
     if !(slo.min_events >= 0.0 && slo.min_events.is_finite()) {
         problems.push(format!(
             "{at}.min_events {} must be 0 or more",
@@ -583,6 +596,7 @@ fn check_slo(
         source,
         windows,
         min_events: slo.min_events,
+        resolve_after: i64::from(slo.resolve_after_seconds) * NANOS_PER_SECOND,
     })
 }
 
