@@ -44,6 +44,8 @@ pub struct EwmaAnomaly {
     next_due: i64,
     /// Counts since the last report to the host.
     counts: Counts,
+    /// The series key of the point at hand (kept to reuse its allocation).
+    key_buffer: String,
 }
 
 /// Counts reported to the host as counters.
@@ -64,6 +66,7 @@ impl Plugin for EwmaAnomaly {
             clock: EventClock::default(),
             next_due: i64::MAX,
             counts: Counts::default(),
+            key_buffer: String::new(),
         })
     }
 }
@@ -88,44 +91,42 @@ fn service_name(value: Option<&Value>) -> Cow<'_, str> {
     }
 }
 
-/// `name{key="value",…}` with the attributes sorted by key.
-fn series_label(name: &str, attributes: &[(&str, &Value)]) -> String {
+/// Appends `name{key="value",…}` to `out`, the attributes sorted by key (`attributes` must
+/// be), cut to `MAX_KEY_BYTES / 2` bytes.
+fn push_series_label(out: &mut String, name: &str, attributes: &[(&str, &Value)]) {
     use std::fmt::Write as _;
-    let mut sorted: Vec<&(&str, &Value)> = attributes.iter().collect();
-    sorted.sort_unstable_by_key(|(key, _)| *key);
-    let mut label = String::with_capacity(name.len() + 24 * sorted.len());
-    label.push_str(name);
-    for (index, (key, value)) in sorted.iter().enumerate() {
-        label.push(if index == 0 { '{' } else { ',' });
-        label.push_str(key);
-        label.push_str("=\"");
+    let start = out.len();
+    out.push_str(name);
+    for (index, (key, value)) in attributes.iter().enumerate() {
+        out.push(if index == 0 { '{' } else { ',' });
+        out.push_str(key);
+        out.push_str("=\"");
         match value {
-            Value::Str(text) => label.push_str(text),
+            Value::Str(text) => out.push_str(text),
             Value::Int(number) => {
-                let _ = write!(label, "{number}");
+                let _ = write!(out, "{number}");
             }
             Value::Double(number) => {
-                let _ = write!(label, "{number}");
+                let _ = write!(out, "{number}");
             }
             Value::Boolean(flag) => {
-                let _ = write!(label, "{flag}");
+                let _ = write!(out, "{flag}");
             }
             Value::Bytes(bytes) => {
                 for byte in bytes {
-                    let _ = write!(label, "{byte:02x}");
+                    let _ = write!(out, "{byte:02x}");
                 }
             }
         }
-        label.push('"');
+        out.push('"');
     }
-    if !sorted.is_empty() {
-        label.push('}');
+    if !attributes.is_empty() {
+        out.push('}');
     }
-    if label.len() > MAX_KEY_BYTES / 2 {
-        let end = cut(&label, MAX_KEY_BYTES / 2).len();
-        label.truncate(end);
+    if out.len() - start > MAX_KEY_BYTES / 2 {
+        let end = start + cut(&out[start..], MAX_KEY_BYTES / 2).len();
+        out.truncate(end);
     }
-    label
 }
 
 impl EwmaAnomaly {
@@ -152,20 +153,32 @@ impl EwmaAnomaly {
             return;
         }
         self.clock.observe(time);
-        let label = series_label(name, attributes);
-        let key = format!("{service}\u{1f}{label}");
+        // The key `service \u{1f} label`, built in a buffer kept across points.
+        let mut key = std::mem::take(&mut self.key_buffer);
+        key.clear();
+        key.push_str(service);
+        key.push('\u{1f}');
+        if attributes.is_sorted_by_key(|(key, _)| *key) {
+            push_series_label(&mut key, name, attributes);
+        } else {
+            let mut sorted = attributes.to_vec();
+            sorted.sort_unstable_by_key(|(key, _)| *key);
+            push_series_label(&mut key, name, &sorted);
+        }
         if !self.series.contains(&key) {
             let evicted = self.series.shrink_to(self.settings.max_series - 1);
             forget(evicted, &mut self.counts, alerts);
         }
+        let label = &key[service.len() + 1..];
         let series = self
             .series
-            .touch(&key, || Series::new(service, cut(name, 256), &label));
+            .touch(&key, || Series::new(service, cut(name, 256), label));
         match series.point(time, reading, &self.settings, alerts) {
             Taken::Late => self.counts.late += 1,
             Taken::Used | Taken::NoValue => {}
         }
         self.next_due = self.next_due.min(series.due(&self.settings));
+        self.key_buffer = key;
     }
 
     /// Moves every series to the event clock, when one has something to do.
@@ -299,6 +312,9 @@ impl Detector for EwmaAnomaly {
             {
                 list.push((key, value));
             }
+        }
+        for list in &mut attributes {
+            list.sort_unstable_by_key(|(key, _)| *key);
         }
         let services = batch.resource_attribute(&self.settings.service_attribute);
         for (index, name) in names.iter().enumerate() {
