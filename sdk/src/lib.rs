@@ -15,12 +15,14 @@
 //! See the SDK README for a walk from nothing to a tested `.wasm`.
 
 mod batch;
+pub mod clock;
 mod columns;
 mod detector;
 mod filter;
 pub mod host;
 mod metrics;
 mod parser;
+pub mod registry;
 pub mod severity;
 mod spans;
 

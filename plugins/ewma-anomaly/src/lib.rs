@@ -10,9 +10,9 @@
 //! Time is event time (see `clock`). See the crate's README for the config.
 
 mod baseline;
-mod clock;
+use sluice_sdk::clock;
 mod config;
-mod registry;
+use sluice_sdk::registry;
 mod series;
 
 use std::borrow::Cow;

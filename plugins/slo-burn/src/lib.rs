@@ -14,9 +14,9 @@
 //! Time is event time (see `clock`). See the crate's README for the config.
 
 mod budget;
-mod clock;
+use sluice_sdk::clock;
 mod config;
-mod registry;
+use sluice_sdk::registry;
 
 use std::borrow::Cow;
 

@@ -15,9 +15,9 @@
 //! See the crate's README for the config.
 
 mod bound;
-mod clock;
+use sluice_sdk::clock;
 mod config;
-mod registry;
+use sluice_sdk::registry;
 mod series;
 
 use std::borrow::Cow;

@@ -1,8 +1,7 @@
 //! The detector's event clock: windows run on the time the data carries, so a replayed file
 //! gives the same alerts at any replay speed. Ticks (wall clock) move the clock only while the
-//! stream is quiet, so windows still close and alerts still resolve when data stops.
-//!
-//! (The same file is in each of the threshold, ewma-anomaly and slo-burn plugins.)
+//! stream is quiet, so windows still close and alerts still resolve when data stops. Shared by
+//! the shipped detectors; use it in yours to follow the same convention (`docs/detectors.md`).
 
 use serde::{Deserialize, Serialize};
 

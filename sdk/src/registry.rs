@@ -1,6 +1,5 @@
-//! A bounded map of tracked series, least recently seen first out.
-//!
-//! (The same file is in each of the threshold, ewma-anomaly and slo-burn plugins.)
+//! A bounded map of tracked series (or services, budgets...), least recently seen first out:
+//! how a detector keeps its state within `limits.max_state_bytes`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,6 +32,11 @@ impl<V> Registry<V> {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// True when nothing is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Whether `key` is tracked.
