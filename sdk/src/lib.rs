@@ -20,6 +20,7 @@ mod columns;
 mod detector;
 mod filter;
 pub mod host;
+pub mod labels;
 mod metrics;
 mod parser;
 pub mod registry;

@@ -12,10 +12,9 @@
 mod baseline;
 use sluice_sdk::clock;
 mod config;
+use sluice_sdk::labels::{series_label, service_name, value_text};
 use sluice_sdk::registry;
 mod series;
-
-use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use sluice_sdk::host::{self, Level};
@@ -24,12 +23,9 @@ use sluice_sdk::{Alert, AlertStatus, Detector, MetricBatch, MetricKind, Plugin, 
 use clock::EventClock;
 use config::Settings;
 pub use config::{AlertLevel, Config, Direction, Temporality};
-use registry::{MAX_KEY_BYTES, Registry, cut};
+use registry::{Registry, cut};
 pub use series::Reading;
 use series::{Series, Taken};
-
-/// Service of the points that lack the service attribute.
-const UNKNOWN_SERVICE: &str = "unknown";
 
 /// Version of the snapshot encoding.
 const SNAPSHOT_VERSION: u32 = 1;
@@ -71,64 +67,6 @@ impl Plugin for EwmaAnomaly {
     }
 }
 
-/// A value as text, for matchers and labels.
-fn value_text(value: &Value) -> Cow<'_, str> {
-    match value {
-        Value::Str(text) => Cow::Borrowed(text.as_str()),
-        Value::Int(number) => Cow::Owned(number.to_string()),
-        Value::Double(number) => Cow::Owned(number.to_string()),
-        Value::Boolean(flag) => Cow::Owned(flag.to_string()),
-        Value::Bytes(bytes) => Cow::Owned(bytes.iter().map(|b| format!("{b:02x}")).collect()),
-    }
-}
-
-/// The service named by a resource attribute value, cut to a bounded length.
-fn service_name(value: Option<&Value>) -> Cow<'_, str> {
-    match value.map(value_text) {
-        Some(Cow::Borrowed(text)) if !text.is_empty() => Cow::Borrowed(cut(text, 256)),
-        Some(Cow::Owned(text)) if !text.is_empty() => Cow::Owned(cut(&text, 256).to_owned()),
-        _ => Cow::Borrowed(UNKNOWN_SERVICE),
-    }
-}
-
-/// Appends `name{key="value",…}` to `out`, the attributes sorted by key (`attributes` must
-/// be), cut to `MAX_KEY_BYTES / 2` bytes.
-fn push_series_label(out: &mut String, name: &str, attributes: &[(&str, &Value)]) {
-    use std::fmt::Write as _;
-    let start = out.len();
-    out.push_str(name);
-    for (index, (key, value)) in attributes.iter().enumerate() {
-        out.push(if index == 0 { '{' } else { ',' });
-        out.push_str(key);
-        out.push_str("=\"");
-        match value {
-            Value::Str(text) => out.push_str(text),
-            Value::Int(number) => {
-                let _ = write!(out, "{number}");
-            }
-            Value::Double(number) => {
-                let _ = write!(out, "{number}");
-            }
-            Value::Boolean(flag) => {
-                let _ = write!(out, "{flag}");
-            }
-            Value::Bytes(bytes) => {
-                for byte in bytes {
-                    let _ = write!(out, "{byte:02x}");
-                }
-            }
-        }
-        out.push('"');
-    }
-    if !attributes.is_empty() {
-        out.push('}');
-    }
-    if out.len() - start > MAX_KEY_BYTES / 2 {
-        let end = start + cut(&out[start..], MAX_KEY_BYTES / 2).len();
-        out.truncate(end);
-    }
-}
-
 impl EwmaAnomaly {
     /// Takes one point of the watched metric `name` with `attributes`, of `service`.
     pub fn observe_point(
@@ -159,11 +97,11 @@ impl EwmaAnomaly {
         key.push_str(service);
         key.push('\u{1f}');
         if attributes.is_sorted_by_key(|(key, _)| *key) {
-            push_series_label(&mut key, name, attributes);
+            key.push_str(&series_label(name, attributes));
         } else {
             let mut sorted = attributes.to_vec();
             sorted.sort_unstable_by_key(|(key, _)| *key);
-            push_series_label(&mut key, name, &sorted);
+            key.push_str(&series_label(name, &sorted));
         }
         if !self.series.contains(&key) {
             let evicted = self.series.shrink_to(self.settings.max_series - 1);

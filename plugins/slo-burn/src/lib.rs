@@ -16,6 +16,7 @@
 mod budget;
 use sluice_sdk::clock;
 mod config;
+use sluice_sdk::labels::{series_label, service_name, value_text};
 use sluice_sdk::registry;
 
 use std::borrow::Cow;
@@ -33,9 +34,6 @@ pub use config::{
 };
 use config::{BadEvents, Settings, Source};
 use registry::{MAX_KEY_BYTES, Registry, cut};
-
-/// Service of the events that lack the service attribute.
-const UNKNOWN_SERVICE: &str = "unknown";
 
 /// Version of the snapshot encoding.
 const SNAPSHOT_VERSION: u32 = 1;
@@ -86,26 +84,6 @@ impl Plugin for SloBurn {
     }
 }
 
-/// A value as text, for matchers and keys.
-fn value_text(value: &Value) -> Cow<'_, str> {
-    match value {
-        Value::Str(text) => Cow::Borrowed(text.as_str()),
-        Value::Int(number) => Cow::Owned(number.to_string()),
-        Value::Double(number) => Cow::Owned(number.to_string()),
-        Value::Boolean(flag) => Cow::Owned(flag.to_string()),
-        Value::Bytes(bytes) => Cow::Owned(bytes.iter().map(|b| format!("{b:02x}")).collect()),
-    }
-}
-
-/// The service named by a resource attribute value, cut to a bounded length.
-fn service_name(value: Option<&Value>) -> Cow<'_, str> {
-    match value.map(value_text) {
-        Some(Cow::Borrowed(text)) if !text.is_empty() => Cow::Borrowed(cut(text, 256)),
-        Some(Cow::Owned(text)) if !text.is_empty() => Cow::Owned(cut(&text, 256).to_owned()),
-        _ => Cow::Borrowed(UNKNOWN_SERVICE),
-    }
-}
-
 /// Whether every `(key, value)` matcher holds in `attributes`.
 fn attributes_match(matchers: &[(String, String)], attributes: &[(&str, &Value)]) -> bool {
     matchers.iter().all(|(key, expected)| {
@@ -113,46 +91,6 @@ fn attributes_match(matchers: &[(String, String)], attributes: &[(&str, &Value)]
             .iter()
             .any(|(found, value)| found == key && value_text(value) == expected.as_str())
     })
-}
-
-/// `name{key="value",…}` with the attributes sorted by key.
-fn series_label(name: &str, attributes: &[(&str, &Value)]) -> String {
-    use std::fmt::Write as _;
-    let mut sorted: Vec<&(&str, &Value)> = attributes.iter().collect();
-    sorted.sort_unstable_by_key(|(key, _)| *key);
-    let mut label = String::with_capacity(name.len() + 24 * sorted.len());
-    label.push_str(name);
-    for (index, (key, value)) in sorted.iter().enumerate() {
-        label.push(if index == 0 { '{' } else { ',' });
-        label.push_str(key);
-        label.push_str("=\"");
-        match value {
-            Value::Str(text) => label.push_str(text),
-            Value::Int(number) => {
-                let _ = write!(label, "{number}");
-            }
-            Value::Double(number) => {
-                let _ = write!(label, "{number}");
-            }
-            Value::Boolean(flag) => {
-                let _ = write!(label, "{flag}");
-            }
-            Value::Bytes(bytes) => {
-                for byte in bytes {
-                    let _ = write!(label, "{byte:02x}");
-                }
-            }
-        }
-        label.push('"');
-    }
-    if !sorted.is_empty() {
-        label.push('}');
-    }
-    if label.len() > MAX_KEY_BYTES / 2 {
-        let end = cut(&label, MAX_KEY_BYTES / 2).len();
-        label.truncate(end);
-    }
-    label
 }
 
 impl SloBurn {
