@@ -363,3 +363,149 @@ fn table<'a>(entries: impl Iterator<Item = &'a [KeyValue]>) -> wit::AttributeTab
         values,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+    use super::*;
+
+    fn text(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn number_point(time: u64, value: number_data_point::Value, mount: &str) -> NumberDataPoint {
+        NumberDataPoint {
+            time_unix_nano: time,
+            value: Some(value),
+            attributes: vec![text("mount", mount)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_point_of_every_metric_is_one_entry() {
+        let metric = |name: &str, data| Metric {
+            name: name.into(),
+            unit: "1".into(),
+            data: Some(data),
+            ..Default::default()
+        };
+        let batch = MetricBatch {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![text("service.name", "db")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        metric(
+                            "disk",
+                            metric::Data::Gauge(Gauge {
+                                data_points: vec![
+                                    number_point(10, number_data_point::Value::AsDouble(0.5), "/"),
+                                    number_point(20, number_data_point::Value::AsInt(7), "/boot"),
+                                ],
+                            }),
+                        ),
+                        metric(
+                            "requests",
+                            metric::Data::Sum(Sum {
+                                data_points: vec![number_point(
+                                    30,
+                                    number_data_point::Value::AsInt(100),
+                                    "-",
+                                )],
+                                is_monotonic: true,
+                                ..Default::default()
+                            }),
+                        ),
+                        metric(
+                            "latency",
+                            metric::Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint {
+                                    time_unix_nano: 40,
+                                    count: 4,
+                                    sum: Some(2.0),
+                                    ..Default::default()
+                                }],
+                                ..Default::default()
+                            }),
+                        ),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let flat = FlatMetrics::new(Arc::new(batch));
+        assert_eq!(flat.len(), 4);
+        let names: Vec<String> = flat.names().iter().map(str::to_owned).collect();
+        assert_eq!(names, ["disk", "disk", "requests", "latency"]);
+        assert_eq!(flat.timestamps, [10, 20, 30, 40]);
+        assert_eq!(flat.values, [0.5, 7.0, 100.0, 2.0]);
+        assert_eq!(flat.counts, [0, 0, 0, 4]);
+        assert_eq!(flat.monotonic, [false, false, true, false]);
+        assert_eq!(flat.kinds[3], wit::MetricKind::Histogram);
+        let mounts = flat.attribute("mount");
+        assert!(matches!(&mounts[1], Some(wit::Value::Str(mount)) if mount == "/boot"));
+        assert!(mounts[3].is_none());
+        let services = flat.resource_attribute("service.name");
+        assert!(
+            services
+                .iter()
+                .all(|s| matches!(s, Some(wit::Value::Str(name)) if name == "db"))
+        );
+        assert_eq!(flat.attributes().records, [0, 1, 2]);
+    }
+
+    #[test]
+    fn spans_carry_kind_status_times_and_ids() {
+        let span = |name: &str, code: i32, id: u8| Span {
+            name: name.into(),
+            kind: 2,
+            start_time_unix_nano: 100,
+            end_time_unix_nano: 250,
+            trace_id: vec![id; 16],
+            span_id: vec![id; 3], // malformed: read as zeros
+            status: Some(Status {
+                code,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let batch = SpanBatch {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span("GET /", 2, 1), span("POST /", 0, 2)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let flat = FlatSpans::new(Arc::new(batch));
+        assert_eq!(flat.len(), 2);
+        assert_eq!(flat.kinds(), [2, 2]);
+        assert_eq!(flat.status_codes(), [2, 0]);
+        assert_eq!(flat.end_timestamps(), [250, 250]);
+        assert_eq!(&flat.trace_ids()[16..], &[2; 16]);
+        assert_eq!(flat.span_ids(), [0; 16]);
+        assert!(
+            flat.resource_attribute("service.name")
+                .iter()
+                .all(Option::is_none)
+        );
+    }
+}
