@@ -103,6 +103,36 @@ fn plugin_test_reports_faults_and_bad_input_and_exits_non_zero() {
 }
 
 #[test]
+fn plugin_test_runs_a_detector_and_ticks_a_quiet_stream_to_its_resolution() {
+    let wasm = plugin_wasm("error-burst");
+    let sample = workspace_root().join("plugins/error-burst/samples/records.jsonl");
+    let run = |tick: Option<&str>| {
+        let mut args = vec![
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            sample.to_str().unwrap(),
+            "--batch-size",
+            "10",
+        ];
+        args.extend(tick.map(|tick| ["--tick", tick]).into_iter().flatten());
+        let output = sluice(&args);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        json_lines(&output)
+            .iter()
+            .map(|alert| format!("{} {}", alert["name"], alert["status"]))
+            .collect::<Vec<_>>()
+    };
+    // The sample's burst fires; with the stream quiet until 10:05 it has also resolved.
+    assert_eq!(run(None), [r#""ErrorBurst" "firing""#]);
+    assert_eq!(
+        run(Some("2026-11-23T10:05:00Z")),
+        [r#""ErrorBurst" "firing""#, r#""ErrorBurst" "resolved""#]
+    );
+}
+
+#[test]
 fn plugin_test_refuses_a_wrong_pin() {
     let wasm = plugin_wasm("severity-filter");
     let output = sluice(&[

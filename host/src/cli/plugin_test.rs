@@ -30,13 +30,16 @@ pub struct PluginTestArgs {
     /// Records (or lines) per call.
     #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
-    /// Deadline per call, in milliseconds.
-    #[arg(long, default_value_t = 10)]
-    pub deadline_ms: u64,
+    /// Deadline per call, in milliseconds. Default: the plugin kind's, as in the gateway (10 for
+    /// filters and parsers, 100 for detectors).
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
     /// Memory cap, in MiB.
     #[arg(long, default_value_t = 64)]
     pub memory_mb: u64,
-    /// Detectors: call `tick` once at the end with this time (Unix nanoseconds or RFC 3339).
+    /// Detectors: after the input, a quiet stream until this time (Unix nanoseconds or RFC
+    /// 3339): the detector gets a tick at the newest record time, then one at this time, as a
+    /// live gateway would tick it while no data comes.
     #[arg(long)]
     pub tick: Option<String>,
     /// Expected SHA-256 of the plugin.
@@ -70,7 +73,7 @@ pub fn run(args: &PluginTestArgs) -> anyhow::Result<ExitCode> {
         spec.config = serde_json::from_str(config).context("--config is not valid JSON")?;
     }
     spec.sha256 = args.sha256.clone();
-    spec.limits.deadline_ms = args.deadline_ms;
+    spec.limits.deadline_ms = args.deadline_ms.unwrap_or(0);
     spec.limits.memory_mb = args.memory_mb;
     spec.limits.quarantine_after = u32::MAX;
     spec.on_error = OnError::DeadLetter;
@@ -91,6 +94,8 @@ pub fn run(args: &PluginTestArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut tally = Tally::default();
+    // The newest record time a detector saw, for `--tick`.
+    let mut newest = 0i64;
     let batch_size = args.batch_size.max(1);
     let started = Instant::now();
     let resource = Arc::new(Resource::default());
@@ -138,6 +143,7 @@ pub fn run(args: &PluginTestArgs) -> anyhow::Result<ExitCode> {
                     );
                     write_records(&mut out, &outcome.output, &mut tally)?;
                 } else {
+                    newest = batch.timestamps().iter().copied().fold(newest, i64::max);
                     let outcome = sandbox.observe(&Arc::new(batch));
                     note_fault(&mut tally, outcome.fault.as_ref(), None);
                     write_alerts(&mut out, &outcome.alerts, &mut tally)?;
@@ -147,9 +153,16 @@ pub fn run(args: &PluginTestArgs) -> anyhow::Result<ExitCode> {
     }
     if let (PluginKind::Detector, Some(tick)) = (kind, &args.tick) {
         let now = parse_time(tick)?;
-        let outcome = sandbox.tick(now);
-        note_fault(&mut tally, outcome.fault.as_ref(), None);
-        write_alerts(&mut out, &outcome.alerts, &mut tally)?;
+        let ticks = if newest > 0 && newest < now {
+            vec![newest, now]
+        } else {
+            vec![now]
+        };
+        for at in ticks {
+            let outcome = sandbox.tick(at);
+            note_fault(&mut tally, outcome.fault.as_ref(), None);
+            write_alerts(&mut out, &outcome.alerts, &mut tally)?;
+        }
     }
     let gateway_alerts = sandbox.take_alerts();
     write_alerts(&mut out, &gateway_alerts, &mut tally)?;
